@@ -1,0 +1,3 @@
+from svperturb.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,185 @@
+"""Configuration: load, validate against the JSON schema, fill defaults, resolve each study's grid.
+
+Validation happens before any job is scheduled; every error names the key, the value found and
+what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+GRID_AXES = ("distribution", "width", "weight_scale", "activation_slope", "activity", "skip")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be run; the message lists every problem found."""
+
+
+class TheoryWarning(UserWarning):
+    """The computation is valid, but the paper's theory does not cover this setting."""
+
+
+@lru_cache(maxsize=1)
+def config_schema() -> dict[str, Any]:
+    """The JSON schema (draft 2020-12) shipped with the package."""
+    text = resources.files("svperturb").joinpath("schemas/config.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _key_path(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _allowed(error: jsonschema.ValidationError) -> str:
+    kw, val, schema = error.validator, error.validator_value, error.schema
+    if kw == "enum":
+        return "one of " + ", ".join(json.dumps(v) for v in val)
+    if kw == "type":
+        return f"a value of type {val}"
+    if kw == "minimum":
+        return f"a number >= {val}"
+    if kw == "exclusiveMinimum":
+        return f"a number > {val}"
+    if kw == "maximum":
+        return f"a number <= {val}"
+    if kw == "exclusiveMaximum":
+        return f"a number < {val}"
+    if kw == "minItems":
+        return f"a list of at least {val} item(s)"
+    if kw == "uniqueItems":
+        return "a list without repeated values"
+    if kw == "minProperties":
+        return f"a mapping with at least {val} key(s): " + ", ".join(schema.get("properties", {}))
+    return f"a value satisfying {kw}={val!r}"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    where = _key_path(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        lines = []
+        for key in extra:
+            hint = difflib.get_close_matches(key, allowed, n=1)
+            guess = f" (did you mean '{hint[0]}'?)" if hint else ""
+            prefix = f"{where}." if error.absolute_path else ""
+            lines.append(f"{prefix}{key}: unknown key{guess}; allowed keys: {', '.join(allowed)}")
+        return "\n".join(lines)
+    if error.validator == "required":
+        missing = [k for k in error.validator_value if k not in error.instance]
+        prefix = f"{where}." if error.absolute_path else ""
+        return "\n".join(f"{prefix}{k}: missing required key" for k in missing)
+    return f"{where}: got {json.dumps(error.instance)}; allowed: {_allowed(error)}"
+
+
+def _fill_defaults(schema: dict, instance: Any, root: dict) -> Any:
+    """Insert schema defaults for absent keys (top level and nested mappings)."""
+    if "$ref" in schema:
+        ref = schema["$ref"].split("/")[-1]
+        schema = {**root["$defs"][ref], **{k: v for k, v in schema.items() if k != "$ref"}}
+    if isinstance(instance, dict):
+        for key, sub in schema.get("properties", {}).items():
+            if key not in instance and "default" in sub:
+                instance[key] = copy.deepcopy(sub["default"])
+            if key in instance:
+                instance[key] = _fill_defaults(sub, instance[key], root)
+    return instance
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """One study's settings with its grid resolved (study overrides applied)."""
+
+    name: str
+    samples: int
+    shard_size: int
+    grid: dict[str, list]
+
+    @property
+    def n_shards(self) -> int:
+        return -(-self.samples // self.shard_size)
+
+    def shard_range(self, shard: int) -> tuple[int, int]:
+        """Global sample indices [start, stop) of shard `shard`."""
+        if not 0 <= shard < self.n_shards:
+            raise ValueError(f"shard: got {shard}; allowed: 0..{self.n_shards - 1}")
+        start = shard * self.shard_size
+        return start, min(start + self.shard_size, self.samples)
+
+
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Validate `config` (a mapping) and return a copy with defaults filled in.
+
+    Raises ConfigError listing every problem (key, value, allowed values); emits TheoryWarning
+    where the computation is valid but outside the paper's assumptions.
+    """
+    if not isinstance(config, dict):
+        raise ConfigError(f"(top level): got {type(config).__name__}; allowed: a mapping of keys")
+    schema = config_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.path)), e.message))
+    if errors:
+        lines = sorted({_describe(e) for e in errors})
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join("\n".join(lines).splitlines()))
+    config = _fill_defaults(schema, copy.deepcopy(config), schema)
+    problems = []
+    for name, study in config["studies"].items():
+        if study["shard_size"] > study["samples"]:
+            problems.append(
+                f"studies.{name}.shard_size: got {study['shard_size']}; allowed: at most "
+                f"studies.{name}.samples = {study['samples']}"
+            )
+        grid = {**config["grid"], **study.get("grid", {})}
+        if name in ("resnet_layer", "convnet_vs_resnet") and not {0, 1} <= set(grid["skip"]):
+            key = f"studies.{name}.grid.skip" if "skip" in study.get("grid", {}) else "grid.skip"
+            problems.append(
+                f"{key}: got {grid['skip']}; allowed: a list containing 0 (ConvNet) and 1 (ResNet), "
+                f"which study {name} compares"
+            )
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    for r in config["grid"]["weight_scale"]:
+        if r <= 1:
+            warnings.warn(
+                f"grid.weight_scale: {r} <= 1; the paper's bounds (Lemma 36, Theorem 38) assume r > 1. "
+                "The statistics are still computed.",
+                TheoryWarning,
+                stacklevel=2,
+            )
+    return config
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file and validate it."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return validate_config(data)
+
+
+def study_configs(config: dict[str, Any]) -> dict[str, StudyConfig]:
+    """Each configured study with its resolved grid (global grid overlaid by the study's own)."""
+    out = {}
+    for name, study in config["studies"].items():
+        grid = {axis: list(config["grid"][axis]) for axis in GRID_AXES}
+        grid.update({axis: list(v) for axis, v in study.get("grid", {}).items()})
+        out[name] = StudyConfig(name, study["samples"], study["shard_size"], grid)
+    return out
