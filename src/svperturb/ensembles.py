@@ -1,0 +1,92 @@
+"""Random weights and activation patterns, with paired, split-independent seeding (SPEC section 2).
+
+A sample's random draws are a pure function of (root seed, study, width n, distribution, what is
+drawn, sample index): never of r, eta, rho, the shard size, the block size or the process that
+computes them. Draws come in fixed chunks of SEED_CHUNK consecutive samples, each chunk from its own
+`numpy.random.SeedSequence` child, so any range [start, stop) of samples is reproducible on its own.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+
+import numpy as np
+
+DISTRIBUTIONS = ("gaussian", "uniform")
+SEED_CHUNK = 64  # samples per seed chunk; a constant of the data format, not a tuning knob
+
+
+def _code(name: str) -> int:
+    """Stable 32-bit code of a name (the same on every machine and Python version)."""
+    return zlib.crc32(name.encode())
+
+
+def _draw_range(
+    seed: int,
+    keys: tuple[int, ...],
+    start: int,
+    stop: int,
+    draw_chunk: Callable[[np.random.Generator, int], np.ndarray],
+) -> np.ndarray:
+    """Samples [start, stop) of the stream `keys`, drawn chunk by chunk."""
+    if not 0 <= start < stop:
+        raise ValueError(f"sample range: got [{start}, {stop}); need 0 <= start < stop")
+    parts = []
+    for chunk in range(start // SEED_CHUNK, (stop - 1) // SEED_CHUNK + 1):
+        sequence = np.random.SeedSequence(seed, spawn_key=(*keys, chunk))
+        values = draw_chunk(np.random.Generator(np.random.PCG64(sequence)), SEED_CHUNK)
+        first = chunk * SEED_CHUNK
+        parts.append(values[max(start, first) - first : min(stop, first + SEED_CHUNK) - first])
+    return np.concatenate(parts)
+
+
+def unit_variance_matrices(
+    seed: int, study: str, n: int, distribution: str, start: int, stop: int
+) -> np.ndarray:
+    """K_n of Theorem 33: iid entries, zero mean, unit variance; shape (stop - start, n, n).
+
+    Gaussian N(0, 1) or Uniform on [-sqrt(3), sqrt(3)].
+    """
+    if distribution == "gaussian":
+        def draw(g: np.random.Generator, size: int) -> np.ndarray:
+            return g.standard_normal((size, n, n))
+    elif distribution == "uniform":
+        half_width = np.sqrt(3.0)
+
+        def draw(g: np.random.Generator, size: int) -> np.ndarray:
+            return g.uniform(-half_width, half_width, (size, n, n))
+    else:
+        raise ValueError(f"distribution: got {distribution!r}; allowed: {', '.join(DISTRIBUTIONS)}")
+    keys = (_code(study), n, _code(distribution), _code("weights"))
+    return _draw_range(seed, keys, start, stop, draw)
+
+
+def weight_std(n: int, r: float) -> float:
+    """sigma_n = 1 / (r sqrt(8 n)), the paper's weight scale (111)."""
+    return 1.0 / (r * np.sqrt(8.0 * n))
+
+
+def pattern_ranks(seed: int, study: str, n: int, which: str, start: int, stop: int) -> np.ndarray:
+    """A uniformly random permutation of 0..n-1 per sample; shape (stop - start, n).
+
+    The first m entries are the positions set to eta in a pattern of D(m, n, eta) (78), so patterns
+    for different m and eta are nested and paired. `which` names the pattern ("left" D1, "right" D).
+    """
+    keys = (_code(study), n, _code("pattern"), _code(which))
+    return _draw_range(seed, keys, start, stop, lambda g, size: g.random((size, n)).argsort(axis=1))
+
+
+def activation_pattern(ranks: np.ndarray, m: int, eta: float) -> np.ndarray:
+    """Diagonals of D in D(m, n, eta) (78): eta at the positions ranks[..., :m], 1 elsewhere."""
+    n = ranks.shape[-1]
+    if not 0 <= m <= n:
+        raise ValueError(f"m: got {m}; allowed: 0..{n}")
+    diag = np.ones(ranks.shape, dtype=float)
+    np.put_along_axis(diag, ranks[..., :m], eta, axis=-1)
+    return diag
+
+
+def active_count(n: int, activity: float) -> int:
+    """m = round(activity * n): how many entries of a pattern equal eta."""
+    return int(round(activity * n))
