@@ -1,0 +1,267 @@
+"""Command line: `svperturb simulate | aggregate | fit | report | info`, one verb per workflow rule."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import platform
+import socket
+import sys
+from pathlib import Path
+
+from svperturb.config import ConfigError
+
+log = logging.getLogger("svperturb")
+
+AXIS_TYPES = {
+    "distribution": str,
+    "width": int,
+    "weight_scale": float,
+    "activation_slope": float,
+    "activity": float,
+}
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+
+
+def parse_point(text: str, study: str) -> dict:
+    """'distribution=gaussian/width=100/weight_scale=2' -> {'distribution': 'gaussian', ...},
+    checked against the study's axes and the config schema's allowed values."""
+    import jsonschema
+
+    from svperturb.config import config_schema
+    from svperturb.studies import get_study
+
+    axes = get_study(study).AXES
+    point = {}
+    for part in text.strip("/").split("/"):
+        key, sep, value = part.partition("=")
+        if not sep or key not in AXIS_TYPES:
+            raise ConfigError(f"--point: bad component {part!r}; expected axis=value with axis in "
+                             f"{', '.join(axes)}")
+        try:
+            point[key] = AXIS_TYPES[key](value)
+        except ValueError:
+            raise ConfigError(f"--point: {key}={value!r} is not a {AXIS_TYPES[key].__name__}") from None
+    if set(point) != set(axes):
+        raise ConfigError(f"--point: study {study} needs exactly the axes {', '.join(axes)}; "
+                         f"got {', '.join(point) or 'none'}")
+    grid_schema = config_schema()["$defs"]["grid"]
+    for key, value in point.items():
+        try:
+            jsonschema.validate([value], grid_schema["properties"][key])
+        except jsonschema.ValidationError as exc:
+            raise ConfigError(f"--point: {key}={value!r} not allowed ({exc.message})") from None
+    return point
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from svperturb import io
+    from svperturb.backend import select_backend
+    from svperturb.studies import block_size_for, get_study, simulate_range
+
+    study = get_study(args.study)
+    point = parse_point(args.point, args.study)
+    if "skip" in study.INNER:
+        if not args.skip:
+            raise ConfigError(f"--skip: study {args.study} needs the list of skip coefficients rho")
+        if any(not 0 <= rho <= 1 for rho in args.skip) or not {0.0, 1.0} <= set(args.skip):
+            raise ConfigError(f"--skip: got {args.skip}; allowed: values in [0, 1] including 0 and 1")
+        point["skip"] = sorted(set(args.skip))
+    start, stop = args.start, args.stop
+    if not 0 <= start < stop:
+        raise ConfigError(f"--start/--stop: got [{start}, {stop}); allowed: 0 <= start < stop")
+    point["seed"] = args.seed
+    backend = select_backend(args.backend)
+    block_size = args.block_size or block_size_for(args.study, point, args.memory_mb)
+    identity = {"study": args.study, "point": point}
+    attrs = {
+        "study": args.study,
+        "point": io.point_path(point, study.AXES),
+        "point_json": json.dumps(point, sort_keys=True),
+        "seed": args.seed,
+        "sample_start": start,
+        "sample_stop": stop,
+        "block_size": block_size,
+        "keep_spectra": args.keep_spectra,
+        "data_hash": io.data_hash(identity),
+        "format_version": io.FORMAT_VERSION,
+        "backend": backend.name,
+        "device": backend.device,
+        "hostname": socket.gethostname(),
+        "command": " ".join(sys.argv),
+        **{f"version_{k}": v for k, v in io.software_versions().items()},
+    }
+    log.info("simulate %s %s samples [%d, %d) -> %s", args.study, attrs["point"], start, stop, args.output)
+    n_spectra = max(0, min(args.keep_spectra, stop) - start)
+    with io.ShardWriter(args.output, attrs, stop - start, n_spectra) as writer:
+        simulate_range(args.study, point, start, stop, block_size, backend.xp, writer.write)
+    log.info("wrote %s", args.output)
+    return 0
+
+
+def cmd_aggregate(args: argparse.Namespace) -> int:
+    from svperturb import io
+
+    merged = io.merge_shards(args.study, args.shards, args.samples, args.output)
+    log.info("merged %d shards into %s: %d grid points x %d samples",
+             len(args.shards), args.output, len(merged), args.samples)
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from svperturb.claims import evaluate
+    from svperturb.fit import FitSettings
+
+    settings = FitSettings(
+        confidence=args.confidence,
+        bootstrap=args.bootstrap,
+        limit_tolerance=args.limit_tolerance,
+        law_tolerance=args.law_tolerance,
+        negligible_probability=args.negligible_probability,
+        high_probability=args.high_probability,
+        seed=args.seed,
+    )
+    log.info("fitting the claims on %s (bootstrap %d)", args.results, args.bootstrap)
+    fits, claims = evaluate(Path(args.results), settings)
+    Path(args.fits).parent.mkdir(parents=True, exist_ok=True)
+    _write_json(Path(args.fits), fits)
+    _write_json(Path(args.claims), claims)
+    for claim in claims:
+        log.info("claim %2d %-45s %s", claim["id"], claim["title"][:45], claim["verdict"])
+    return 0
+
+
+def _jsonable(value):
+    """Plain JSON values: NumPy scalars and arrays to Python, NaN and infinities to null."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):
+        return _jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _write_json(path: Path, data) -> None:
+    """Write atomically: a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(_jsonable(data), indent=1, allow_nan=False) + "\n")
+    tmp.replace(path)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from svperturb.report import write_report
+
+    index = write_report(Path(args.results), Path(args.fits), Path(args.claims), Path(args.output_dir))
+    print(index)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from svperturb import io
+    from svperturb.backend import select_backend
+
+    backend = select_backend(args.backend)
+    print(f"svperturb on {socket.gethostname()} ({platform.platform()})")
+    print(f"backend: {backend.name}   device: {backend.device}")
+    for key, value in io.software_versions().items():
+        print(f"  {key:10s} {value}")
+    if args.config:
+        from svperturb.config import load_config, study_configs
+        from svperturb.studies import get_study, grid_points
+
+        config = load_config(args.config)
+        print(f"config {args.config}: valid; seed {config['seed']}, job_memory_mb {config['job_memory_mb']}")
+        total_jobs = 0
+        for name, study in study_configs(config).items():
+            points = list(grid_points(name, study.grid))
+            jobs = len(points) * study.n_shards
+            total_jobs += jobs
+            axes = ", ".join(f"{a}={study.grid[a]}" for a in get_study(name).AXES + get_study(name).INNER)
+            print(f"  {name}: {len(points)} grid points x {study.samples} samples "
+                  f"({study.n_shards} shards of {study.shard_size}) = {jobs} simulate jobs; {axes}")
+        print(f"  total: {total_jobs} simulate jobs")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from svperturb import __version__
+    from svperturb.backend import BACKENDS
+
+    parser = argparse.ArgumentParser(prog="svperturb", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"svperturb {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("simulate", help="simulate one shard of one grid point into an HDF5 file")
+    p.add_argument("--study", required=True)
+    p.add_argument("--point", required=True, help="grid point, e.g. distribution=gaussian/width=100")
+    p.add_argument("--skip", type=float, nargs="+", help="skip coefficients rho (inner axis)")
+    p.add_argument("--start", type=int, required=True, help="first sample index of the shard")
+    p.add_argument("--stop", type=int, required=True, help="one past the last sample index")
+    p.add_argument("--seed", type=int, required=True)
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--block-size", type=int, help="matrices per block (default: from --memory-mb)")
+    size.add_argument("--memory-mb", type=int, default=1000,
+                      help="memory budget of the job; blocks are sized to stay within it")
+    p.add_argument("--keep-spectra", type=int, default=16)
+    p.add_argument("--backend", choices=BACKENDS, default="auto")
+    p.add_argument("--output", required=True)
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("aggregate", help="validate and merge a study's shards")
+    p.add_argument("--study", required=True)
+    p.add_argument("--samples", type=int, required=True, help="samples expected per grid point")
+    p.add_argument("--output", required=True)
+    p.add_argument("shards", nargs="+")
+    p.set_defaults(func=cmd_aggregate)
+
+    p = sub.add_parser("fit", help="estimate the paper's constants and judge its claims")
+    p.add_argument("--results", required=True, help="directory holding <study>.h5")
+    p.add_argument("--fits", required=True, help="output fits.json")
+    p.add_argument("--claims", required=True, help="output claims.json")
+    p.add_argument("--confidence", type=float, default=0.95)
+    p.add_argument("--bootstrap", type=int, default=400)
+    p.add_argument("--limit-tolerance", type=float, default=0.01)
+    p.add_argument("--law-tolerance", type=float, default=0.05)
+    p.add_argument("--negligible-probability", type=float, default=1e-3)
+    p.add_argument("--high-probability", type=float, default=0.95)
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("report", help="figures, claims table and index.html")
+    p.add_argument("--results", required=True)
+    p.add_argument("--fits", required=True)
+    p.add_argument("--claims", required=True)
+    p.add_argument("--output-dir", required=True)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("info", help="backend, versions and (with --config) a summary of a config")
+    p.add_argument("--config", help="validate and summarise this config file")
+    p.add_argument("--backend", choices=BACKENDS, default="auto")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    from svperturb.io import ShardError
+
+    try:
+        return args.func(args)
+    except (ConfigError, ShardError) as exc:
+        log.error("%s", exc)
+        return 2

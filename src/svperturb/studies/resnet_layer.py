@@ -1,0 +1,96 @@
+"""The random ResNet layer W1 = K_n / (r sqrt(8n)) (111) over a grid of skip coefficients rho.
+
+Per sample: s_1, s_n, tau_bar, tau_low of W1; s_1, s_n, kappa of W1 + rho I for each rho; the
+growth bounds (70), (74), (71) as violation counts beyond rounding and smallest relative slack;
+at rho = 1 the Figure 6 efficiencies and the bounds (114), (116). Claims 1, 5, 6, 7.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from svperturb.bounds import (
+    bound_efficiencies,
+    condition_bound_lemma36,
+    condition_bound_small_norm,
+    extreme_singular_value_growth,
+    rounding_tolerance,
+    singular_value_growth_interval,
+    skip_weyl_interval,
+)
+from svperturb.ensembles import unit_variance_matrices, weight_std
+from svperturb.spectra import (
+    add_identity,
+    condition_number,
+    singular_values,
+    symmetric_part_extremes,
+)
+
+NAME = "resnet_layer"
+AXES = ("distribution", "width", "weight_scale")
+INNER = ("skip",)
+
+
+def _interval_check(value, lower, upper, scale, tol, axis=None):
+    """Violations (count beyond tol) and smallest slack relative to `scale` of lower <= value <= upper."""
+    slack = np.minimum(value - lower, upper - value)
+    if axis is not None:
+        count = (slack < -tol[..., None]).sum(axis=axis)
+        slack = slack.min(axis=axis)
+    else:
+        count = (slack < -tol).astype(np.int64)
+    return count.astype(np.int16), slack / scale
+
+
+def _one_sided(value_low, lower, value_high, upper, scale, tol):
+    slack = np.minimum(value_low - lower, upper - value_high)
+    return ((value_low - lower < -tol).astype(np.int16) + (upper - value_high < -tol)), slack / scale
+
+
+def simulate(point, start, stop, xp):
+    n, r = point["width"], point["weight_scale"]
+    rhos = sorted(point["skip"])
+    k = unit_variance_matrices(point["seed"], NAME, n, point["distribution"], start, stop)
+    w = xp.asarray(k * weight_std(n, r))
+    s0 = singular_values(w, xp)
+    tau_low, tau_bar = symmetric_part_extremes(w, xp)
+    s1_0, sn_0 = s0[:, 0], s0[:, -1]
+    size = len(w)
+    out = {name: xp.empty((size, len(rhos))) for name in ("s1", "s_min", "kappa")}
+    for family in ("70", "74", "71"):
+        out[f"violations_{family}"] = xp.empty((size, len(rhos)), dtype=np.int16)
+        out[f"slack_{family}"] = xp.empty((size, len(rhos)))
+    spectra = xp.empty((size, len(rhos), n))
+    s_at_one = None
+    for j, rho in enumerate(rhos):
+        s = s0 if rho == 0 else singular_values(add_identity(w, rho, xp), xp)
+        if rho == 1:
+            s_at_one = s
+        spectra[:, j] = s
+        out["s1"][:, j], out["s_min"][:, j] = s[:, 0], s[:, -1]
+        out["kappa"][:, j] = condition_number(s, xp)
+        square_scale = (s1_0 + rho) ** 2
+        square_tol = rounding_tolerance(square_scale, n)
+        lower, upper = singular_value_growth_interval(s0, tau_low, tau_bar, rho)
+        out["violations_70"][:, j], out["slack_70"][:, j] = _interval_check(
+            s**2, lower, upper, square_scale, square_tol, axis=-1)
+        lower_sn, upper_s1 = extreme_singular_value_growth(s1_0, sn_0, tau_low, tau_bar, rho)
+        out["violations_74"][:, j], out["slack_74"][:, j] = _one_sided(
+            s[:, -1] ** 2, lower_sn, s[:, 0] ** 2, upper_s1, square_scale, square_tol)
+        lower, upper = skip_weyl_interval(s1_0, rho)
+        out["violations_71"][:, j], out["slack_71"][:, j] = _interval_check(
+            s, lower[:, None], upper[:, None], s1_0 + rho, rounding_tolerance(s1_0 + rho, n), axis=-1)
+    a, b, c = bound_efficiencies(s1_0, sn_0, tau_low, tau_bar, s_at_one[:, 0], s_at_one[:, -1])
+    per_sample = {
+        "s1_W": s1_0,
+        "s_min_W": sn_0,
+        "tau_bar": tau_bar,
+        "tau_low": tau_low,
+        **out,
+        "efficiency_a": a,
+        "efficiency_b": b,
+        "efficiency_c": c,
+        "bound_114": condition_bound_small_norm(s1_0, tau_bar)[0],
+        "bound_116": condition_bound_lemma36(s1_0, tau_low, tau_bar)[0],
+    }
+    return per_sample, {"singular_values": spectra}
