@@ -1,0 +1,43 @@
+# svperturb: the two set-up commands (see README.md).
+#   make run    create .venv if missing, install, run the workflow on config/config.yaml
+#   make test   create .venv if missing, install, run the test suite
+# Variables: PYTHON (interpreter that creates the venv), CONFIG (workflow config), CORES, ARGS
+# (extra snakemake arguments), PYTEST_ARGS.
+
+PYTHON ?= python3
+VENV ?= .venv
+CONFIG ?= config/config.yaml
+CORES ?= all
+ARGS ?=
+PYTEST_ARGS ?=
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install dryrun clean-results
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall when the package metadata changes (the package itself is installed editable).
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/svperturb info --config $(CONFIG)
+	$(BIN)/snakemake --workflow-profile workflow/profiles/default --configfile $(CONFIG) \
+		--cores $(CORES) $(ARGS)
+	@echo "report: $(CURDIR)/results/report/index.html"
+
+dryrun: $(STAMP)
+	$(BIN)/snakemake --workflow-profile workflow/profiles/default --configfile $(CONFIG) -n $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Removes generated results (shards, merged files, fits, report). Asks nothing: think first.
+clean-results:
+	rm -rf results .snakemake

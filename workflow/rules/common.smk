@@ -1,0 +1,65 @@
+# Validate the config (JSON schema + cross-key checks) before anything is scheduled, and build the grid.
+import os
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from svperturb.config import ConfigError, study_configs, validate_config
+from svperturb.io import point_path
+from svperturb.studies import get_study, grid_points
+
+try:
+    CONFIG = validate_config(config)
+except ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
+
+STUDIES = study_configs(CONFIG)
+RESULTS = "results"
+# Rules call `svperturb` from the environment that runs Snakemake (the project's .venv or conda
+# env), found first on PATH even when that environment is not activated. The command text does
+# not contain the interpreter's path, so moving the checkout does not trigger reruns.
+envvars:
+    "PATH",
+
+
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
+wildcard_constraints:
+    study="|".join(STUDIES),
+    shard=r"\d\d\d\d+",
+
+
+def study_points(study):
+    """Hive-style paths of a study's grid points."""
+    axes = get_study(study).AXES
+    return [point_path(p, axes) for p in grid_points(study, STUDIES[study].grid)]
+
+
+def shard_paths(study):
+    return [
+        f"{RESULTS}/shards/{study}/{point}/shard-{shard:04d}.h5"
+        for point in study_points(study)
+        for shard in range(STUDIES[study].n_shards)
+    ]
+
+
+def simulate_arguments(wildcards):
+    study = STUDIES[wildcards.study]
+    start, stop = study.shard_range(int(wildcards.shard))
+    args = [f"--study {wildcards.study}", f"--point {wildcards.point}",
+            f"--start {start}", f"--stop {stop}", f"--seed {CONFIG['seed']}",
+            f"--keep-spectra {CONFIG['keep_spectra']}", f"--backend {CONFIG['backend']}"]
+    if "skip" in get_study(wildcards.study).INNER:
+        args.append("--skip " + " ".join(format(v, "g") for v in sorted(study.grid["skip"])))
+    return " ".join(args)
+
+
+def final_targets():
+    return [
+        f"{RESULTS}/fits.json",
+        f"{RESULTS}/claims.json",
+        f"{RESULTS}/report/index.html",
+        f"{RESULTS}/report/claims.md",
+    ]
