@@ -1,0 +1,106 @@
+"""The claims table: built from real (tiny) simulations, and able to say `not reproduced`."""
+
+from __future__ import annotations
+
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+from svperturb.claims import CLAIMS, Results, absolute_value_patterns, evaluate, exceptional_events, growth_bounds
+from svperturb.cli import main
+from svperturb.fit import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, FitSettings
+
+SETTINGS = FitSettings(bootstrap=50, seed=1)
+SAMPLES = 200
+
+
+def _simulate(directory, study, points, skip=None):
+    shards = []
+    for i, point in enumerate(points):
+        shard = directory / "shards" / f"{study}-{i}.h5"
+        args = ["simulate", "--study", study, "--point", point, "--start", "0", "--stop", str(SAMPLES),
+                "--seed", "5", "--backend", "numpy", "--output", str(shard)]
+        if skip:
+            args += ["--skip", *map(str, skip)]
+        assert main(args) == 0
+        shards.append(str(shard))
+    assert main(["aggregate", "--study", study, "--samples", str(SAMPLES),
+                 "--output", str(directory / f"{study}.h5"), *shards]) == 0
+
+
+@pytest.fixture(scope="module")
+def results_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("results")
+    widths = (5, 8, 12, 16)
+    _simulate(directory, "resnet_layer",
+              [f"distribution=gaussian/width={n}/weight_scale=2" for n in widths], skip=[0, 0.5, 1])
+    _simulate(directory, "convnet_vs_resnet",
+              [f"distribution=gaussian/width={n}/weight_scale=2/activation_slope=-1/activity=0.5"
+               for n in widths], skip=[0, 1])
+    return directory
+
+
+def _tampered(results_dir, tmp_path, study, dataset, change):
+    """A copy of the results in which `change(array)` edits one dataset of the first grid point."""
+    for path in results_dir.glob("*.h5"):
+        shutil.copy(path, tmp_path / path.name)
+    with h5py.File(tmp_path / f"{study}.h5", "r+") as fh:
+        first = []
+        fh.visititems(lambda name, obj: first.append(name) if "point_json" in obj.attrs else None)
+        data = fh[first[0]][dataset]
+        values = data[()]
+        change(values)
+        data[...] = values
+    return Results(tmp_path)
+
+
+def test_growth_bounds_hold_on_every_simulated_sample(results_dir):
+    outcome = growth_bounds(Results(results_dir), SETTINGS)
+    assert outcome.verdict == REPRODUCED
+    assert outcome.evidence["70"]["violations"] == 0
+    assert outcome.evidence["70"]["checks"] == 3 * SAMPLES * (5 + 8 + 12 + 16)
+
+
+def test_one_violation_of_a_growth_bound_makes_claim_1_not_reproduced(results_dir, tmp_path):
+    def one_violation(counts):
+        counts[17, 1] = 1
+
+    outcome = growth_bounds(_tampered(results_dir, tmp_path, "resnet_layer", "violations_74", one_violation),
+                            SETTINGS)
+    assert outcome.verdict == NOT_REPRODUCED
+    assert outcome.evidence["74"]["violations"] == 1
+
+
+def test_frequent_exceptional_events_make_claim_7_not_reproduced(results_dir, tmp_path):
+    assert exceptional_events(Results(results_dir), SETTINGS).verdict == INCONCLUSIVE  # 200 samples: too few
+
+    def half_below_minus_one(tau_low):
+        tau_low[::2] = -1.5
+
+    outcome = exceptional_events(_tampered(results_dir, tmp_path, "resnet_layer", "tau_low", half_below_minus_one),
+                                 SETTINGS)
+    assert outcome.verdict == NOT_REPRODUCED
+
+
+def test_absolute_value_identity_holds_and_a_broken_law_is_detected(results_dir, tmp_path):
+    assert absolute_value_patterns(Results(results_dir), SETTINGS).verdict == REPRODUCED
+
+    def doubled(kappa):
+        kappa *= 2
+
+    broken = _tampered(results_dir, tmp_path, "resnet_layer", "kappa", doubled)
+    assert absolute_value_patterns(broken, SETTINGS).verdict == NOT_REPRODUCED
+
+
+def test_every_claim_gets_a_row_and_missing_studies_are_inconclusive(results_dir):
+    fits, rows = evaluate(results_dir, SETTINGS)  # unit_variance was not simulated
+    assert [row["id"] for row in rows] == [claim.id for claim in CLAIMS] == list(range(1, 10))
+    by_id = {row["id"]: row for row in rows}
+    for claim in CLAIMS:
+        if "unit_variance" in claim.studies:
+            assert by_id[claim.id]["verdict"] == INCONCLUSIVE
+            assert by_id[claim.id]["measured"].startswith("not run: unit_variance")
+    assert by_id[1]["verdict"] == REPRODUCED
+    assert set(fits) == {str(i) for i in range(1, 10)}
