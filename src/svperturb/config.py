@@ -86,6 +86,13 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"{where}: got {json.dumps(error.instance)}; allowed: {_allowed(error)}"
 
 
+def _fully_defaulted_mapping(schema: dict) -> bool:
+    """An object schema all of whose properties have defaults (so leaving it out means 'all defaults')."""
+    properties = schema.get("properties", {})
+    return (schema.get("type") == "object" and bool(properties)
+            and all("default" in sub for sub in properties.values()))
+
+
 def _fill_defaults(schema: dict, instance: Any, root: dict) -> Any:
     """Insert schema defaults for absent keys (top level and nested mappings)."""
     if "$ref" in schema:
@@ -95,6 +102,8 @@ def _fill_defaults(schema: dict, instance: Any, root: dict) -> Any:
         for key, sub in schema.get("properties", {}).items():
             if key not in instance and "default" in sub:
                 instance[key] = copy.deepcopy(sub["default"])
+            elif key not in instance and _fully_defaulted_mapping(sub):
+                instance[key] = {}  # e.g. an absent `verdicts:` block: every one of its keys has a default
             if key in instance:
                 instance[key] = _fill_defaults(sub, instance[key], root)
     return instance
@@ -152,14 +161,19 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
             )
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
-    for r in config["grid"]["weight_scale"]:
-        if r <= 1:
-            warnings.warn(
-                f"grid.weight_scale: {r} <= 1; the paper's bounds (Lemma 36, Theorem 38) assume r > 1. "
-                "The statistics are still computed.",
-                TheoryWarning,
-                stacklevel=2,
-            )
+    scales = [("grid.weight_scale", config["grid"]["weight_scale"])] + [
+        (f"studies.{name}.grid.weight_scale", study["grid"]["weight_scale"])
+        for name, study in config["studies"].items() if "weight_scale" in study.get("grid", {})
+    ]
+    for key, values in scales:
+        for r in values:
+            if r <= 1:
+                warnings.warn(
+                    f"{key}: {r} <= 1; the paper's bounds (Lemma 36, Theorem 38) assume r > 1. "
+                    "The statistics are still computed.",
+                    TheoryWarning,
+                    stacklevel=2,
+                )
     return config
 
 

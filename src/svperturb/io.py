@@ -86,8 +86,13 @@ class ShardWriter:
         self.tmp = _atomic_target(self.path)
         self.file = h5py.File(self.tmp, "w")
         self.started = time.perf_counter()
-        for key, value in attrs.items():
-            self.file.attrs[key] = value
+        try:
+            for key, value in attrs.items():
+                self.file.attrs[key] = value
+        except BaseException:  # __exit__ never runs for a failed __init__: clean up here
+            self.file.close()
+            self.tmp.unlink(missing_ok=True)
+            raise
 
     def write(self, offset: int, per_sample: Mapping[str, np.ndarray], spectra: Mapping[str, np.ndarray]):
         """Store a block whose first sample is `offset` samples into the shard."""
