@@ -1,0 +1,246 @@
+"""config.py: the default config validates; every bad config is refused before anything runs, with a
+message naming the key, the value found and what is allowed; r <= 1 is legal but outside the theory."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from pathlib import Path
+
+import pytest
+import yaml
+
+from svperturb.config import (
+    ConfigError,
+    TheoryWarning,
+    load_config,
+    study_configs,
+    validate_config,
+)
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
+
+MINIMAL = {
+    "seed": 1,
+    "grid": {
+        "distribution": ["gaussian"],
+        "width": [4, 8],
+        "weight_scale": [2],
+        "activation_slope": [-1, 0],
+        "activity": [0.5],
+        "skip": [0, 1],
+    },
+    "studies": {"resnet_layer": {"samples": 10, "shard_size": 5}},
+}
+
+
+def with_change(change):
+    config = copy.deepcopy(MINIMAL)
+    change(config)
+    return config
+
+
+def refused(config) -> str:
+    with pytest.raises(ConfigError) as info:
+        validate_config(config)
+    return str(info.value)
+
+
+# --- valid configurations --------------------------------------------------------------------------
+
+
+def test_the_default_config_validates_without_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        config = load_config(DEFAULT_CONFIG)
+    assert set(config["studies"]) == {"unit_variance", "resnet_layer", "convnet_vs_resnet"}
+    studies = study_configs(config)
+    for study in studies.values():
+        assert study.shard_size <= study.samples
+    # the per-study override replaces the global axis values
+    assert studies["convnet_vs_resnet"].grid["skip"] == [0, 1]
+    assert studies["convnet_vs_resnet"].grid["width"] == config["grid"]["width"]
+
+
+def test_minimal_config_gets_the_schema_defaults():
+    """Including an absent `verdicts:` block: the workflow's fit rule reads CONFIG["verdicts"]."""
+    config = validate_config(copy.deepcopy(MINIMAL))
+    assert config["backend"] == "auto"
+    assert config["keep_spectra"] == 16
+    assert config["job_memory_mb"] == 1000
+    assert config["verdicts"]["confidence"] == 0.95
+    assert "verdicts" not in MINIMAL  # the caller's mapping is not modified
+
+
+def test_study_shards_cover_the_samples_exactly_once():
+    config = validate_config(with_change(
+        lambda c: c["studies"].update(unit_variance={"samples": 23, "shard_size": 5})))
+    study = study_configs(config)["unit_variance"]
+    assert study.n_shards == 5
+    ranges = [study.shard_range(k) for k in range(study.n_shards)]
+    assert ranges == [(0, 5), (5, 10), (10, 15), (15, 20), (20, 23)]
+    with pytest.raises(ValueError, match="shard"):
+        study.shard_range(5)
+
+
+# --- refused configurations: the message names the key and what is allowed -------------------------
+
+
+BAD_CONFIGS = {
+    "unknown top-level key": (
+        lambda c: c.update(seeds=2),
+        ["seeds", "unknown key", "did you mean 'seed'", "allowed keys", "studies"]),
+    "misspelled study": (
+        lambda c: c["studies"].update(resnet_layers=c["studies"].pop("resnet_layer")),
+        ["studies.resnet_layers", "did you mean 'resnet_layer'", "unit_variance",
+         "convnet_vs_resnet"]),
+    "misspelled grid axis": (
+        lambda c: c["grid"].update(widht=[3]),
+        ["grid.widht", "did you mean 'width'"]),
+    "width below 2": (
+        lambda c: c["grid"].update(width=[1, 8]),
+        ["grid.width[0]", "got 1", ">= 2"]),
+    "weight_scale zero": (
+        lambda c: c["grid"].update(weight_scale=[0]),
+        ["grid.weight_scale[0]", "got 0", "> 0"]),
+    "weight_scale negative": (
+        lambda c: c["grid"].update(weight_scale=[2, -1]),
+        ["grid.weight_scale[1]", "got -1", "> 0"]),
+    "activation_slope above 1": (
+        lambda c: c["grid"].update(activation_slope=[1.5]),
+        ["grid.activation_slope[0]", "1.5", "<= 1"]),
+    "activation_slope below -1": (
+        lambda c: c["grid"].update(activation_slope=[-2]),
+        ["grid.activation_slope[0]", "-2", ">= -1"]),
+    "activity above 1": (
+        lambda c: c["grid"].update(activity=[1.2]),
+        ["grid.activity[0]", "1.2", "<= 1"]),
+    "skip above 1": (
+        lambda c: c["grid"].update(skip=[0, 1, 2]),
+        ["grid.skip[2]", "<= 1"]),
+    "unknown distribution": (
+        lambda c: c["grid"].update(distribution=["gaussian", "cauchy"]),
+        ["grid.distribution[1]", "cauchy", '"gaussian"', '"uniform"']),
+    "empty grid list": (
+        lambda c: c["grid"].update(width=[]),
+        ["grid.width", "at least 1"]),
+    "repeated grid value": (
+        lambda c: c["grid"].update(width=[4, 4]),
+        ["grid.width", "without repeated values"]),
+    "samples zero": (
+        lambda c: c["studies"]["resnet_layer"].update(samples=0, shard_size=0),
+        ["studies.resnet_layer.samples", "got 0", ">= 1"]),
+    "shard_size above samples": (
+        lambda c: c["studies"]["resnet_layer"].update(shard_size=11),
+        ["studies.resnet_layer.shard_size", "got 11", "at most", "samples = 10"]),
+    "grid axis not a list": (
+        lambda c: c["grid"].update(width="10"),
+        ["grid.width", '"10"', "type array"]),
+    "samples not an integer": (
+        lambda c: c["studies"]["resnet_layer"].update(samples=10.5),
+        ["studies.resnet_layer.samples", "10.5", "type integer"]),
+    "seed a boolean": (
+        lambda c: c.update(seed=True),
+        ["seed", "true", "type integer"]),
+    "seed negative": (
+        lambda c: c.update(seed=-1),
+        ["seed", "got -1", ">= 0"]),
+    "unknown backend": (
+        lambda c: c.update(backend="cupy"),
+        ["backend", "cupy", '"auto"', '"numpy"']),
+    "missing seed": (
+        lambda c: c.pop("seed"),
+        ["seed: missing required key"]),
+    "missing grid axis": (
+        lambda c: c["grid"].pop("skip"),
+        ["grid.skip: missing required key"]),
+    "no study": (
+        lambda c: c.update(studies={}),
+        ["studies", "at least 1", "unit_variance"]),
+    "study without shard_size": (
+        lambda c: c["studies"]["resnet_layer"].pop("shard_size"),
+        ["studies.resnet_layer.shard_size: missing required key"]),
+    "resnet study without the ResNet": (
+        lambda c: c["grid"].update(skip=[0, 0.5]),
+        ["grid.skip", "containing 0 (ConvNet) and 1 (ResNet)", "resnet_layer"]),
+    "study override without the ConvNet": (
+        lambda c: c["studies"]["resnet_layer"].update(grid={"skip": [0.5, 1]}),
+        ["studies.resnet_layer.grid.skip", "containing 0"]),
+    "study override with a bad width": (
+        lambda c: c["studies"]["resnet_layer"].update(grid={"width": [1]}),
+        ["studies.resnet_layer.grid.width[0]", ">= 2"]),
+    "job memory too small": (
+        lambda c: c.update(job_memory_mb=100),
+        ["job_memory_mb", "got 100", ">= 300"]),
+    "confidence at one half": (
+        lambda c: c.update(verdicts={"confidence": 0.5}),
+        ["verdicts.confidence", "0.5", "> 0.5"]),
+    "too few bootstrap replicates": (
+        lambda c: c.update(verdicts={"bootstrap": 10}),
+        ["verdicts.bootstrap", "got 10", ">= 50"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_bad_config_is_refused_naming_the_key_and_what_is_allowed(case):
+    change, fragments = BAD_CONFIGS[case]
+    message = refused(with_change(change))
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+def test_every_problem_is_listed_in_one_message():
+    def change(c):
+        c["grid"]["width"] = [1]
+        c["backend"] = "tpu"
+        c["seeds"] = 3
+
+    message = refused(with_change(change))
+    for key in ("grid.width[0]", "backend", "seeds"):
+        assert key in message
+
+
+def test_a_config_that_is_not_a_mapping_is_refused():
+    assert "mapping" in refused([1, 2, 3])
+
+
+def test_missing_config_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_invalid_yaml_is_a_config_error_naming_the_file(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("seed: [1, 2\n")
+    with pytest.raises(ConfigError, match="broken.yaml"):
+        load_config(path)
+
+
+def test_a_config_file_is_validated_like_a_mapping(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(with_change(lambda c: c["grid"].update(width=[1]))))
+    with pytest.raises(ConfigError, match=r"grid\.width\[0\]"):
+        load_config(path)
+
+
+# --- outside the theory, but computable ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("r", [1, 0.5])
+def test_weight_scale_at_most_one_warns_that_the_theory_needs_r_above_one(r):
+    config = with_change(lambda c: c["grid"].update(weight_scale=[2, r]))
+    with pytest.warns(TheoryWarning, match="weight_scale.*r > 1"):
+        validated = validate_config(config)
+    assert validated["grid"]["weight_scale"] == [2, r]
+
+
+def test_weight_scale_at_most_one_in_a_study_override_warns_too():
+    config = with_change(lambda c: c["studies"]["resnet_layer"].update(grid={"weight_scale": [0.8]}))
+    with pytest.warns(TheoryWarning, match=r"studies\.resnet_layer\.grid\.weight_scale.*r > 1"):
+        validate_config(config)
+
+
+def test_weight_scale_just_above_one_does_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        validate_config(with_change(lambda c: c["grid"].update(weight_scale=[1.01])))
