@@ -21,7 +21,13 @@ AXIS_TYPES = {
     "weight_scale": float,
     "activation_slope": float,
     "activity": float,
+    "depth": int,
+    "entry_bound": float,
+    "weight_pattern": str,
+    "batch_size": int,
 }
+# Axes vectorised inside a job (a study's INNER), given as lists on the command line.
+INNER_AXES = ("skip", "theta")
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -71,12 +77,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     study = get_study(args.study)
     point = parse_point(args.point, args.study)
-    if "skip" in study.INNER:
-        if not args.skip:
-            raise ConfigError(f"--skip: study {args.study} needs the list of skip coefficients rho")
-        if any(not 0 <= rho <= 1 for rho in args.skip) or not {0.0, 1.0} <= set(args.skip):
-            raise ConfigError(f"--skip: got {args.skip}; allowed: values in [0, 1] including 0 and 1")
-        point["skip"] = sorted(set(args.skip))
+    for axis in INNER_AXES:
+        values = getattr(args, axis)
+        if axis not in study.INNER:
+            if values:
+                raise ConfigError(f"--{axis}: study {args.study} has no inner axis {axis}; "
+                                  f"its inner axes: {', '.join(study.INNER) or 'none'}")
+            continue
+        if not values:
+            raise ConfigError(f"--{axis}: study {args.study} needs the list of {axis} values")
+        point[axis] = sorted(set(values))
+    if "skip" in study.INNER and (any(not 0 <= rho <= 1 for rho in point["skip"])
+                                  or not {0.0, 1.0} <= set(point["skip"])):
+        raise ConfigError(f"--skip: got {args.skip}; allowed: values in [0, 1] including 0 and 1")
+    if "theta" in study.INNER and any(t <= 0 for t in point["theta"]):
+        raise ConfigError(f"--theta: got {args.theta}; allowed: values > 0")
     start, stop = args.start, args.stop
     if not 0 <= start < stop:
         raise ConfigError(f"--start/--stop: got [{start}, {stop}); allowed: 0 <= start < stop")
@@ -209,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", required=True)
     p.add_argument("--point", required=True, help="grid point, e.g. distribution=gaussian/width=100")
     p.add_argument("--skip", type=float, nargs="+", help="skip coefficients rho (inner axis)")
+    p.add_argument("--theta", type=float, nargs="+", help="theta of Theorem 39 (inner axis)")
     p.add_argument("--start", type=int, required=True, help="first sample index of the shard")
     p.add_argument("--stop", type=int, required=True, help="one past the last sample index")
     p.add_argument("--seed", type=int, required=True)

@@ -19,7 +19,15 @@ from typing import Any
 import jsonschema
 import yaml
 
-GRID_AXES = ("distribution", "width", "weight_scale", "activation_slope", "activity", "skip")
+GRID_AXES = ("distribution", "width", "weight_scale", "activation_slope", "activity", "skip",
+             "depth", "entry_bound", "weight_pattern", "batch_size", "theta")
+# Optional grid axes and their values when the top-level grid leaves them out (the schema cannot
+# hold these defaults: its grid definition is shared with the per-study overrides).
+GRID_DEFAULTS = {"depth": [1], "entry_bound": [0.5], "weight_pattern": ["uniform"],
+                 "batch_size": [1], "theta": [4.5]}
+# Studies that compare a ConvNet (rho = 0) with a ResNet (rho = 1): their skip axis must hold both.
+COMPARES_SKIP_ENDPOINTS = ("resnet_layer", "convnet_vs_resnet", "relu_layer", "depth", "data_factor",
+                           "rho_paths", "toy_network")
 
 
 class ConfigError(ValueError):
@@ -145,6 +153,8 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         lines = sorted({_describe(e) for e in errors})
         raise ConfigError("invalid configuration:\n  " + "\n  ".join("\n".join(lines).splitlines()))
     config = _fill_defaults(schema, copy.deepcopy(config), schema)
+    for axis, values in GRID_DEFAULTS.items():
+        config["grid"].setdefault(axis, list(values))
     problems = []
     for name, study in config["studies"].items():
         if study["shard_size"] > study["samples"]:
@@ -153,7 +163,9 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
                 f"studies.{name}.samples = {study['samples']}"
             )
         grid = {**config["grid"], **study.get("grid", {})}
-        if name in ("resnet_layer", "convnet_vs_resnet") and not {0, 1} <= set(grid["skip"]):
+        if "skip_points" in study:
+            continue  # equally spaced in [0, 1]: holds both ends
+        if name in COMPARES_SKIP_ENDPOINTS and not {0, 1} <= set(grid["skip"]):
             key = f"studies.{name}.grid.skip" if "skip" in study.get("grid", {}) else "grid.skip"
             problems.append(
                 f"{key}: got {grid['skip']}; allowed: a list containing 0 (ConvNet) and 1 (ResNet), "
@@ -195,5 +207,13 @@ def study_configs(config: dict[str, Any]) -> dict[str, StudyConfig]:
     for name, study in config["studies"].items():
         grid = {axis: list(config["grid"][axis]) for axis in GRID_AXES}
         grid.update({axis: list(v) for axis, v in study.get("grid", {}).items()})
+        if "skip_points" in study:
+            grid["skip"] = skip_path(study["skip_points"])
         out[name] = StudyConfig(name, study["samples"], study["shard_size"], grid)
     return out
+
+
+def skip_path(points: int) -> list[float]:
+    """`points` equally spaced skip coefficients in [0, 1], rounded to 12 digits so that they
+    survive a round trip through text (command lines, HDF5 attributes) unchanged."""
+    return [round(k / (points - 1), 12) for k in range(points)]

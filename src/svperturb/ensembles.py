@@ -41,12 +41,28 @@ def _draw_range(
     return np.concatenate(parts)
 
 
+def sample_draws(
+    seed: int,
+    study: str,
+    n: int,
+    stream: str,
+    start: int,
+    stop: int,
+    draw_chunk: Callable[[np.random.Generator, int], np.ndarray],
+) -> np.ndarray:
+    """Samples [start, stop) of a study's named random stream at width n (e.g. "input",
+    "bias/layer=1"): `draw_chunk(generator, size)` draws `size` samples; the result is a pure
+    function of (seed, study, n, stream, sample index), like every draw in this module."""
+    return _draw_range(seed, (_code(study), n, _code(stream)), start, stop, draw_chunk)
+
+
 def unit_variance_matrices(
-    seed: int, study: str, n: int, distribution: str, start: int, stop: int
+    seed: int, study: str, n: int, distribution: str, start: int, stop: int, stream: str = "weights"
 ) -> np.ndarray:
     """K_n of Theorem 33: iid entries, zero mean, unit variance; shape (stop - start, n, n).
 
-    Gaussian N(0, 1) or Uniform on [-sqrt(3), sqrt(3)].
+    Gaussian N(0, 1) or Uniform on [-sqrt(3), sqrt(3)]. `stream` names independent families of
+    weights in one study (e.g. "weights/layer=2"); "weights" is the first layer's.
     """
     if distribution == "gaussian":
         def draw(g: np.random.Generator, size: int) -> np.ndarray:
@@ -58,7 +74,7 @@ def unit_variance_matrices(
             return g.uniform(-half_width, half_width, (size, n, n))
     else:
         raise ValueError(f"distribution: got {distribution!r}; allowed: {', '.join(DISTRIBUTIONS)}")
-    keys = (_code(study), n, _code(distribution), _code("weights"))
+    keys = (_code(study), n, _code(distribution), _code(stream))
     return _draw_range(seed, keys, start, stop, draw)
 
 

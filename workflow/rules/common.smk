@@ -51,8 +51,8 @@ def simulate_arguments(wildcards):
     args = [f"--study {wildcards.study}", f"--point {wildcards.point}",
             f"--start {start}", f"--stop {stop}", f"--seed {CONFIG['seed']}",
             f"--keep-spectra {CONFIG['keep_spectra']}", f"--backend {CONFIG['backend']}"]
-    if "skip" in get_study(wildcards.study).INNER:
-        args.append("--skip " + " ".join(format(v, "g") for v in sorted(study.grid["skip"])))
+    for axis in get_study(wildcards.study).INNER:
+        args.append(f"--{axis} " + " ".join(format(v, ".12g") for v in sorted(study.grid[axis])))
     return " ".join(args)
 
 

@@ -8,6 +8,7 @@ the samples [start, stop).
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import logging
 import time
@@ -17,20 +18,28 @@ from typing import Any
 
 from svperturb.config import ConfigError
 from svperturb.ensembles import SEED_CHUNK
-from svperturb.studies import convnet_vs_resnet, resnet_layer, unit_variance
 
 log = logging.getLogger(__name__)
 
-STUDIES: dict[str, ModuleType] = {
-    module.NAME: module for module in (unit_variance, resnet_layer, convnet_vs_resnet)
-}
+# Study name -> module svperturb.studies.<name>, imported when first used.
+STUDIES: tuple[str, ...] = (
+    "unit_variance",      # claims 2, 3, 4, 7
+    "resnet_layer",       # claims 1, 5, 6, 7, 8
+    "convnet_vs_resnet",  # claims 8, 9
+    "hard_bounds",        # claim 10
+    "relu_layer",         # claims 11, 12
+    "depth",              # ConvNet vs ResNet vs a single skip over p layers (40), (44)
+    "derivative",         # claim 13
+    "data_factor",        # claim 14
+    "rho_paths",          # claim 15 (Figure 2)
+    "toy_network",        # claim 16 (Figure 8)
+)
 
 
 def get_study(name: str) -> ModuleType:
-    try:
-        return STUDIES[name]
-    except KeyError:
-        raise ConfigError(f"study: got {name!r}; allowed: {', '.join(STUDIES)}") from None
+    if name not in STUDIES:
+        raise ConfigError(f"study: got {name!r}; allowed: {', '.join(STUDIES)}")
+    return importlib.import_module(f"svperturb.studies.{name}")
 
 
 def grid_points(name: str, grid: Mapping[str, list]) -> Iterator[dict[str, Any]]:
@@ -44,12 +53,17 @@ def grid_points(name: str, grid: Mapping[str, list]) -> Iterator[dict[str, Any]]
 def block_size_for(name: str, point: Mapping[str, Any], memory_mb: int) -> int:
     """Matrices per block so that one block's arrays stay within about half of `memory_mb`.
 
-    A block holds, per sample and per inner value, a few n x n float64 matrices (inputs, the
-    LAPACK copy and workspace); the interpreter and libraries take ~200 MB of the budget.
+    A study may say what one sample needs in bytes (`bytes_per_sample(point)`); otherwise a block
+    holds, per sample and per inner value, a few n x n float64 matrices (inputs, the LAPACK copy
+    and workspace). The interpreter and libraries take ~200 MB of the budget.
     """
-    n = point["width"]
-    copies = 6 * (1 + sum(len(point[axis]) for axis in get_study(name).INNER))
-    per_sample = copies * n * n * 8
+    study = get_study(name)
+    if hasattr(study, "bytes_per_sample"):
+        per_sample = int(study.bytes_per_sample(point))
+    else:
+        n = point["width"]
+        copies = 6 * (1 + sum(len(point[axis]) for axis in study.INNER))
+        per_sample = copies * n * n * 8
     budget = max(memory_mb - 200, 50) * 2**20 // 2
     block = max(1, min(budget // per_sample, 8192))
     return block - block % SEED_CHUNK if block >= SEED_CHUNK else block

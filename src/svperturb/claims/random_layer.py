@@ -1,25 +1,8 @@
-"""The paper's claims (SPEC section 3): what each says, how it is measured, and its verdict.
-
-`evaluate(results_dir, settings)` reads the merged study files `<results>/<study>.h5` and returns
-`(fits, claims)`: `fits` holds every fitted curve and test per claim (fits.json), `claims` one row
-per claim, `{"id", "title", "paper", "measured", "verdict", "evidence"}` (claims.json). Every number
-in `measured` carries its confidence interval (or DKW band) and sample size. A claim whose study
-was not run is `inconclusive`, with the reason.
-
-Verdict rules (see fit.py): exact inequalities are `reproduced` when no sample violates them
-beyond floating-point rounding and `not reproduced` at the first violation; limits are
-equivalence tests of a confidence interval against the paper's value +- `limit_tolerance`
-(relative); laws are Kolmogorov distances with DKW bands and their decay in n; probabilities are
-one-sided Clopper-Pearson bounds against `negligible_probability` / `high_probability`.
-"""
+"""Claims 1-9: the random ResNet layer, Tracy-Widom limits, the ratio conjecture, exceptional
+events, absolute-value patterns and ConvNet vs ResNet (studies unit_variance, resnet_layer,
+convnet_vs_resnet)."""
 
 from __future__ import annotations
-
-import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -33,6 +16,17 @@ from svperturb.asymptotics import (
     spectral_norm_limit,
 )
 from svperturb.bounds import rounding_tolerance
+from svperturb.claims.common import (
+    Claim,
+    Outcome,
+    Results,
+    at_skip,
+    fmt,
+    fmt_ci,
+    mean_ci,
+    median_ci,
+    relative_window,
+)
 from svperturb.fit import (
     INCONCLUSIVE,
     NOT_REPRODUCED,
@@ -50,107 +44,6 @@ from svperturb.tracy_widom import tracy_widom_cdf
 # O(n^(-2/3)) (Tracy-Widom edge scaling: s_1(K_n) = 2 sqrt(n) + O(n^(-1/6))), so statistics built
 # from them approach their limits at this rate; used where a limit is extrapolated (claims 3, 6).
 EDGE_RATE = 2.0 / 3.0
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading merged results
-
-
-class Results:
-    """The merged study files of a results directory, grid points selectable by their values."""
-
-    def __init__(self, directory: str | Path):
-        self.directory = Path(directory)
-        self._points: dict[str, list[io.PointData]] = {}
-
-    def has(self, study: str) -> bool:
-        return (self.directory / f"{study}.h5").exists()
-
-    def points(self, study: str, **where: Any) -> list[io.PointData]:
-        """Grid points of `study` whose values match `where` (numbers compared with isclose)."""
-        if study not in self._points:
-            path = self.directory / f"{study}.h5"
-            self._points[study] = list(io.iter_points(path)) if path.exists() else []
-        return [p for p in self._points[study] if _matches(p.point, where)]
-
-    def values(self, study: str, axis: str, **where: Any) -> list:
-        return sorted({p.point[axis] for p in self.points(study, **where)})
-
-
-def _matches(point: dict, where: dict) -> bool:
-    for key, value in where.items():
-        have = point.get(key)
-        if isinstance(value, str) or isinstance(have, str):
-            if have != value:
-                return False
-        elif have is None or not math.isclose(have, value, rel_tol=1e-12, abs_tol=1e-12):
-            return False
-    return True
-
-
-def at_skip(data: io.PointData, name: str, rho: float) -> np.ndarray:
-    """Column of a per-sample, per-rho dataset at skip coefficient rho."""
-    skips = data.point["skip"]
-    matches = [j for j, value in enumerate(skips) if math.isclose(value, rho)]
-    if not matches:
-        raise KeyError(f"skip {rho} not in the grid point's skip values {skips}")
-    return data[name][:, matches[0]]
-
-
-# ---------------------------------------------------------------------------------------------
-# Formatting: every number with its interval and sample size
-
-
-def fmt(x: float, digits: int = 4) -> str:
-    if x is None or not np.isfinite(x):
-        return "nan"
-    return f"{x:.{digits}g}"
-
-
-def fmt_ci(ci: tuple[float, float], digits: int = 4) -> str:
-    return f"[{fmt(ci[0], digits)}, {fmt(ci[1], digits)}]"
-
-
-def median_ci(x: np.ndarray, settings: FitSettings) -> tuple[float, tuple[float, float]]:
-    """Median with a distribution-free order-statistic interval (binomial, exact)."""
-    x = np.sort(np.asarray(x, dtype=float)[np.isfinite(x)])
-    n = len(x)
-    alpha = 1 - settings.confidence
-    k = max(int(stats.binom.ppf(alpha / 2, n, 0.5)), 1)  # order statistics x_(k), x_(n + 1 - k)
-    return float(np.median(x)), (float(x[k - 1]), float(x[n - k]))
-
-
-def mean_ci(x: np.ndarray, settings: FitSettings) -> tuple[float, tuple[float, float]]:
-    """Mean with a normal-theory interval (fine for the sample sizes used here)."""
-    x = np.asarray(x, dtype=float)[np.isfinite(x)]
-    z = stats.norm.isf((1 - settings.confidence) / 2)
-    half = z * x.std(ddof=1) / np.sqrt(len(x))
-    return float(x.mean()), (float(x.mean() - half), float(x.mean() + half))
-
-
-def relative_window(value: float, tolerance: float) -> tuple[float, float]:
-    return value * (1 - tolerance), value * (1 + tolerance)
-
-
-# ---------------------------------------------------------------------------------------------
-# The claims
-
-
-@dataclass
-class Outcome:
-    measured: str
-    verdict: str
-    evidence: dict = field(default_factory=dict)
-    fits: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Claim:
-    id: int
-    title: str
-    paper: str
-    studies: tuple[str, ...]
-    measure: Callable[[Results, FitSettings], Outcome]
 
 
 def growth_bounds(results: Results, settings: FitSettings) -> Outcome:
@@ -566,21 +459,3 @@ CLAIMS: tuple[Claim, ...] = (
           "kappa(D1 W1 D) >= kappa((D1 W1 + I) D) with probability -> 1.",
           ("convnet_vs_resnet",), convnet_vs_resnet),
 )
-
-
-def evaluate(results_dir: str | Path, settings: FitSettings) -> tuple[dict, list[dict]]:
-    """Measure every claim on the merged results; returns (fits, claims rows)."""
-    results = Results(results_dir)
-    fits, rows = {}, []
-    for claim in CLAIMS:
-        missing = [s for s in claim.studies if not results.has(s)]
-        if missing:
-            outcome = Outcome(f"not run: {', '.join(missing)} missing from {results.directory}",
-                              INCONCLUSIVE)
-        else:
-            outcome = claim.measure(results, settings)
-        fits[str(claim.id)] = {"title": claim.title, **outcome.fits}
-        rows.append({"id": claim.id, "title": claim.title, "paper": claim.paper,
-                     "measured": outcome.measured, "verdict": outcome.verdict,
-                     "evidence": outcome.evidence})
-    return fits, rows

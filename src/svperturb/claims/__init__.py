@@ -1,0 +1,51 @@
+"""The paper's claims (SPEC section 3): what each says, how it is measured, and its verdict.
+
+`evaluate(results_dir, settings)` reads the merged study files `<results>/<study>.h5` and returns
+`(fits, claims)`: `fits` holds every fitted curve and test per claim (fits.json), `claims` one row
+per claim, `{"id", "title", "paper", "measured", "verdict", "evidence"}` (claims.json). Every number
+in `measured` carries its confidence interval (or DKW band) and sample size. A claim whose study
+was not run is `inconclusive`, with the reason.
+
+Verdict rules (see fit.py): exact inequalities are `reproduced` when no sample violates them
+beyond floating-point rounding and `not reproduced` at the first violation; limits are
+equivalence tests of a confidence interval against the paper's value +- `limit_tolerance`
+(relative); laws are Kolmogorov distances with DKW bands and their decay in n; probabilities are
+one-sided Clopper-Pearson bounds against `negligible_probability` / `high_probability`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from svperturb.claims import random_layer
+from svperturb.claims.common import Claim, Outcome, Results, at_skip
+from svperturb.claims.random_layer import (
+    absolute_value_patterns,
+    exceptional_events,
+    growth_bounds,
+)
+from svperturb.fit import INCONCLUSIVE, FitSettings
+
+# Every claim of SPEC section 3, in the paper's order; each module lists its own.
+CLAIMS: tuple[Claim, ...] = tuple(sorted(random_layer.CLAIMS, key=lambda c: c.id))
+
+__all__ = ["CLAIMS", "Claim", "Outcome", "Results", "at_skip", "evaluate", "absolute_value_patterns",
+           "exceptional_events", "growth_bounds"]
+
+
+def evaluate(results_dir: str | Path, settings: FitSettings) -> tuple[dict, list[dict]]:
+    """Measure every claim on the merged results; returns (fits, claims rows)."""
+    results = Results(results_dir)
+    fits, rows = {}, []
+    for claim in CLAIMS:
+        missing = [s for s in claim.studies if not results.has(s)]
+        if missing:
+            outcome = Outcome(f"not run: {', '.join(missing)} missing from {results.directory}",
+                              INCONCLUSIVE)
+        else:
+            outcome = claim.measure(results, settings)
+        fits[str(claim.id)] = {"title": claim.title, **outcome.fits}
+        rows.append({"id": claim.id, "title": claim.title, "paper": claim.paper,
+                     "measured": outcome.measured, "verdict": outcome.verdict,
+                     "evidence": outcome.evidence})
+    return fits, rows

@@ -1,0 +1,13 @@
+"""The report's figures, one module per family of studies. Each module lists FIGURES:
+{file stem: (caption, draw, needs_fits)}; `draw(results)` or `draw(results, fits)` returns a
+matplotlib Figure, or None when the study it needs was not run."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from svperturb.figures import random_layer  # noqa: E402
+
+FIGURES: dict = {**random_layer.FIGURES}
