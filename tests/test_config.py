@@ -83,6 +83,29 @@ def test_study_shards_cover_the_samples_exactly_once():
         study.shard_range(5)
 
 
+def test_optional_axes_get_their_defaults_and_overrides_win():
+    config = validate_config(with_change(
+        lambda c: c["studies"].update(hard_bounds={"samples": 4, "shard_size": 4,
+                                                   "grid": {"depth": [1, 2]}})))
+    assert config["grid"]["depth"] == [1]
+    assert config["grid"]["weight_pattern"] == ["uniform"]
+    studies = study_configs(config)
+    assert studies["hard_bounds"].grid["depth"] == [1, 2]
+    assert studies["resnet_layer"].grid["theta"] == [4.5]
+    assert "depth" not in MINIMAL["grid"]  # the caller's mapping is not modified
+
+
+def test_skip_points_make_an_equally_spaced_rho_path_holding_both_ends():
+    config = validate_config(with_change(
+        lambda c: c["studies"].update(rho_paths={"samples": 4, "shard_size": 4, "skip_points": 201})))
+    skip = study_configs(config)["rho_paths"].grid["skip"]
+    assert len(skip) == 201 and skip[0] == 0 and skip[-1] == 1
+    assert skip[100] == 0.5 and skip[1] == 0.005
+    # spacing is exact to the 12 digits kept, so the values survive a trip through text
+    assert all(abs((b - a) - 0.005) < 1e-12 for a, b in zip(skip, skip[1:]))
+    assert all(float(format(v, ".12g")) == v for v in skip)
+
+
 # --- refused configurations: the message names the key and what is allowed -------------------------
 
 
@@ -172,6 +195,24 @@ BAD_CONFIGS = {
     "job memory too small": (
         lambda c: c.update(job_memory_mb=100),
         ["job_memory_mb", "got 100", ">= 300"]),
+    "depth zero": (
+        lambda c: c["grid"].update(depth=[0, 2]),
+        ["grid.depth[0]", "got 0", ">= 1"]),
+    "entry bound at 1/n": (
+        lambda c: c["grid"].update(entry_bound=[0.5, 1]),
+        ["grid.entry_bound[1]", "got 1", "< 1"]),
+    "unknown weight pattern": (
+        lambda c: c["grid"].update(weight_pattern=["uniform", "diagonal"]),
+        ["grid.weight_pattern[1]", "diagonal", '"constant"', '"rank_one"', '"random_signs"']),
+    "batch size zero": (
+        lambda c: c["grid"].update(batch_size=[0]),
+        ["grid.batch_size[0]", ">= 1"]),
+    "theta zero": (
+        lambda c: c["grid"].update(theta=[0]),
+        ["grid.theta[0]", "> 0"]),
+    "one skip point": (
+        lambda c: c["studies"]["resnet_layer"].update(skip_points=1),
+        ["studies.resnet_layer.skip_points", "got 1", ">= 2"]),
     "confidence at one half": (
         lambda c: c.update(verdicts={"confidence": 0.5}),
         ["verdicts.confidence", "0.5", "> 0.5"]),

@@ -1,0 +1,49 @@
+"""The command line refuses bad input before any compute starts, naming the option and what is allowed."""
+
+from __future__ import annotations
+
+import pytest
+
+from svperturb.cli import main
+
+POINT = "distribution=gaussian/width=4/weight_scale=2"
+
+
+def run(caplog, *args):
+    """Exit status and the logged error lines of `svperturb ARGS`."""
+    caplog.clear()
+    code = main(list(args))
+    return code, "\n".join(r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragments"),
+    [
+        ([], ["--skip", "needs the list of skip values"]),
+        (["--skip", "0", "0.5"], ["--skip", "including 0 and 1"]),
+        (["--skip", "0", "1", "--theta", "5"], ["--theta", "no inner axis theta", "skip"]),
+    ],
+)
+def test_simulate_refuses_bad_inner_axes_and_writes_nothing(tmp_path, caplog, extra, fragments):
+    output = tmp_path / "shard.h5"
+    code, err = run(caplog, "simulate", "--study", "resnet_layer", "--point", POINT, *extra,
+                    "--start", "0", "--stop", "4", "--seed", "1", "--output", str(output))
+    assert code == 2
+    for fragment in fragments:
+        assert fragment in err
+    assert not output.exists() and not list(tmp_path.iterdir())
+
+
+def test_simulate_refuses_a_point_missing_an_axis(tmp_path, caplog):
+    code, err = run(caplog, "simulate", "--study", "resnet_layer", "--point", "width=4",
+                    "--skip", "0", "1", "--start", "0", "--stop", "4", "--seed", "1",
+                    "--output", str(tmp_path / "s.h5"))
+    assert code == 2
+    assert "distribution, width, weight_scale" in err
+
+
+def test_simulate_refuses_an_unknown_study(tmp_path, caplog):
+    code, err = run(caplog, "simulate", "--study", "resnet", "--point", POINT, "--start", "0",
+                    "--stop", "4", "--seed", "1", "--output", str(tmp_path / "s.h5"))
+    assert code == 2
+    assert "resnet_layer" in err and "toy_network" in err
