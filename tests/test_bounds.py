@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import reference_singular_values, reference_symmetric_eigenvalues
 
+from conftest import reference_singular_values, reference_symmetric_eigenvalues
 from svperturb.bounds import (
     bound_efficiencies,
     condition_bound_lemma36,

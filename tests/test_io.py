@@ -10,8 +10,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import TINY_POINTS
 
+from conftest import TINY_POINTS
 from svperturb import io
 from svperturb.studies import get_study, simulate_range
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import reference_singular_values, reference_symmetric_eigenvalues
 from scipy.stats import ortho_group
 
+from conftest import reference_singular_values, reference_symmetric_eigenvalues
 from svperturb.spectra import (
     add_identity,
     condition_number,

@@ -202,7 +202,7 @@ def law_convergence(
     exponent, exponent_ci = float("nan"), (float("nan"), float("nan"))
     if len(widths) >= 3:
         log_n = np.log(widths)
-        slope = lambda d: -np.polyfit(log_n, np.log(np.maximum(d, 1e-12)), 1)[0]  # noqa: E731
+        slope = lambda d: -np.polyfit(log_n, np.log(np.maximum(d, 1e-12)), 1)[0]
         exponent = float(slope(distances))
         rng = settings.rng(rng_key)
         boot = [

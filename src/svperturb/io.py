@@ -21,7 +21,7 @@ import socket
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -108,14 +108,14 @@ class ShardWriter:
             if keep > 0:
                 self.file[key][offset : offset + min(keep, len(values))] = values[:keep]
 
-    def __enter__(self) -> "ShardWriter":
+    def __enter__(self) -> ShardWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if exc_type is None:
                 self.file.attrs["wall_seconds"] = time.perf_counter() - self.started
-                self.file.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                self.file.attrs["created"] = datetime.now(UTC).isoformat(timespec="seconds")
                 self.file.flush()
                 fd = self.file.id.get_vfd_handle()
                 os.fsync(fd)
@@ -183,7 +183,7 @@ def merge_shards(study: str, shards: list[str | Path], samples: int, output: str
         with h5py.File(tmp, "w") as out:
             out.attrs["study"] = study
             out.attrs["format_version"] = FORMAT_VERSION
-            out.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            out.attrs["created"] = datetime.now(UTC).isoformat(timespec="seconds")
             for key, value in software_versions().items():
                 out.attrs[f"version_{key}"] = value
             for point in sorted(by_point):

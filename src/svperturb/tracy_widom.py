@@ -12,7 +12,7 @@ it, built once per beta (well under a second) and cached.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 from numpy.polynomial import chebyshev
@@ -153,7 +153,7 @@ class _PiecewiseChebyshev:
         return float(total)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _interpolant(beta: int) -> _PiecewiseChebyshev:
     a, b = _SUPPORT[beta]
     return _PiecewiseChebyshev(
@@ -201,7 +201,7 @@ def tracy_widom_ppf(q, beta: int = 1):
     return out[()]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _raw_moments(beta: int):
     """(E X, E X^2) for X ~ TW_beta: the integral of s^k dF over the support [a, b] from the
     interpolant, plus the right tail by parts, b^k (1 - F(b)) + k int_b^c s^(k-1) (1 - F(s)) ds,

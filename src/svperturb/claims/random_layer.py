@@ -95,7 +95,7 @@ def _by_width(results: Results, study: str, name: str, transform=None, **where):
 
 
 def tracy_widom_symmetric(results: Results, settings: FitSettings) -> Outcome:
-    tw1 = lambda s: tracy_widom_cdf(s, 1)  # noqa: E731
+    tw1 = lambda s: tracy_widom_cdf(s, 1)
     parts, verdicts, evidence, fits = [], [], {}, {}
     for d_index, dist in enumerate(results.values("unit_variance", "distribution")):
         for s_index, (name, label) in enumerate((("Z", "Z_n"), ("Z_tilde", "Z~_n"))):
@@ -122,7 +122,7 @@ def tracy_widom_symmetric(results: Results, settings: FitSettings) -> Outcome:
 
 
 def tracy_widom_largest_singular(results: Results, settings: FitSettings) -> Outcome:
-    tw1 = lambda s: tracy_widom_cdf(s, 1)  # noqa: E731
+    tw1 = lambda s: tracy_widom_cdf(s, 1)
     parts, verdicts, evidence, fits = [], [], {}, {}
     for d_index, dist in enumerate(results.values("unit_variance", "distribution")):
         widths, y = _by_width(results, "unit_variance", "Y", distribution=dist)
