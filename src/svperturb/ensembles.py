@@ -106,3 +106,38 @@ def activation_pattern(ranks: np.ndarray, m: int, eta: float) -> np.ndarray:
 def active_count(n: int, activity: float) -> int:
     """m = round(activity * n): how many entries of a pattern equal eta."""
     return int(round(activity * n))
+
+
+# --- hard bounds ---
+
+WEIGHT_PATTERNS = ("uniform", "constant", "random_signs", "rank_one")
+
+
+def bounded_unit_matrices(
+    seed: int, study: str, n: int, pattern: str, start: int, stop: int, stream: str = "weights"
+) -> np.ndarray:
+    """Weights with every entry in [-1, 1], for the hard bounds (Lemma 27 - Theorem 32); shape
+    (stop - start, n, n). Multiplied by c they satisfy |W[i,j]| <= c exactly (rounding is monotone).
+
+    `pattern`: "uniform" iid uniform on [-1, 1]; "constant" every entry 1 (no randomness; s_1 = n,
+    equality in (85)); "random_signs" iid +-1; "rank_one" s t^T with s, t iid uniformly random sign
+    vectors. Like every draw here a pure function of (seed, study, n, pattern, stream, sample index);
+    `stream` names the layer (e.g. "weights/layer=2").
+    """
+    if pattern == "uniform":
+        def draw(g: np.random.Generator, size: int) -> np.ndarray:
+            return g.uniform(-1.0, 1.0, (size, n, n))
+    elif pattern == "constant":
+        def draw(g: np.random.Generator, size: int) -> np.ndarray:
+            return np.ones((size, n, n))
+    elif pattern == "random_signs":
+        def draw(g: np.random.Generator, size: int) -> np.ndarray:
+            return 2.0 * g.integers(0, 2, (size, n, n)) - 1.0
+    elif pattern == "rank_one":
+        def draw(g: np.random.Generator, size: int) -> np.ndarray:
+            signs = 2.0 * g.integers(0, 2, (size, 2, n)) - 1.0
+            return signs[:, 0, :, None] * signs[:, 1, None, :]
+    else:
+        raise ValueError(f"weight pattern: got {pattern!r}; allowed: {', '.join(WEIGHT_PATTERNS)}")
+    keys = (_code(study), n, _code(f"bounded/{pattern}"), _code(stream))
+    return _draw_range(seed, keys, start, stop, draw)

@@ -1,0 +1,189 @@
+"""Hard bounds (section 6.1): weights with |W_i[j,k]| <= c = entry_bound / n, c < 1/n.
+
+Per sample: W_1..W_p with entries bounded by c, drawn by `weight_pattern` (uniform on [-c, c], or the
+adversarial constant c, random signs +-c, rank one c s t^T); hidden patterns D_1..D_p and the trained
+layer's D in D(m, n, eta) (78), m = active_count(n, activity); Mo = D_p W_p ... D_1 W_1 (45) and
+M(1) = Mo + I. Recorded: max |Mo[i,j]| / c (Lemma 28), max_i s_1(W_i) / (c n) (85), s_1(Mo), s_1, s_n
+and kappa of M(1), s_1, s_*, rank and kappa of A = M(1) D, and for every bound of Lemma 27 - Theorem
+32 its relative slack (bound - value)/bound (for the lower bound of (86): (value - bound)/bound),
+NaN where the bound's own hypothesis on (c, n, m, eta) fails, with a violation flag beyond float64
+rounding. Claim 10.
+
+`sample_matrices(point, start, stop)` returns the matrices of samples [start, stop) themselves:
+simulate uses it, and claim 10 uses it to store the exact matrices of a violating sample.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from svperturb.bounds import (
+    condition_bound_hard,
+    condition_bound_leaky_direct,
+    condition_bound_leaky_gram,
+    condition_bound_relu_count,
+    condition_bound_relu_fraction,
+    condition_bound_relu_width,
+    product_entry_bound,
+    rounding_tolerance,
+    skip_hard_interval,
+    spectral_norm_entry_bound,
+)
+from svperturb.ensembles import (
+    activation_pattern,
+    active_count,
+    bounded_unit_matrices,
+    pattern_ranks,
+)
+from svperturb.spectra import (
+    add_identity,
+    condition_number,
+    numerical_rank,
+    singular_values,
+    smallest_nonzero_singular_value,
+)
+
+NAME = "hard_bounds"
+AXES = ("width", "entry_bound", "weight_pattern", "depth", "activation_slope", "activity")
+INNER = ()
+
+# Every bound of claim 10: key -> (label, what it bounds). The per-sample datasets are
+# slack_<key> (relative slack) and violations_<key> (count beyond rounding).
+BOUNDS = {
+    "85": ("Lemma 27 (85)", "s_1(W_i) <= c n"),
+    "28": ("Lemma 28", "max |Mo[i,j]| <= c"),
+    "86_lower": ("Lemma 29 (86)", "s_n(M(1)) >= 1 - c n"),
+    "86_upper": ("Lemma 29 (86)", "s_1(M(1)) <= 1 + c n"),
+    "87": ("Lemma 29 (87)", "kappa(M(1)) <= (1 + c n)/(1 - c n)"),
+    "88": ("Theorem 30 (88)", "kappa(M(1) D) <= (1 + c n)/(1 - c n), eta = -1"),
+    "89": ("Theorem 31 (89)", "kappa(M(1) D) <= (1 + c n)/sqrt(1 - 2 c n (1 + n)), eta = 0"),
+    "90": ("Theorem 31 (90)", "kappa(M(1) D) <= (1 + c n)/(1 - c n - sqrt(m/n)), eta = 0"),
+    "91": ("Theorem 31 (91)", "kappa(M(1) D) <= (1 + c n)/sqrt(1 - 2 c n (1 + 2 m)), eta = 0"),
+    "100": ("Theorem 32 (100)",
+            "kappa(M(1) D) <= (1 + c n)/sqrt((1 - c n)^2 - 4 (1 - eta) sqrt(m)), 0 <= eta < 1"),
+    "101": ("Theorem 32 (101)",
+            "kappa(M(1) D) <= (1 + c n)/(1 - c n - (1 - eta) m (3 c + 1)), 0 <= eta < 1"),
+}
+# Bounds on kappa(M(1) D) and the activation slopes eta of D for which the paper states them.
+TRAINED_LAYER_BOUNDS = ("88", "89", "90", "91", "100", "101")
+
+
+def entry_bound(point) -> float:
+    """c = entry_bound / n: every weight satisfies |W[i,j]| <= c."""
+    return point["entry_bound"] / point["width"]
+
+
+def bound_values(point) -> dict[str, float]:
+    """Each bound of BOUNDS at a grid point (numbers: they depend on (c, n, m, eta) only);
+    NaN where the bound's hypothesis, including the eta it is stated for, does not hold."""
+    n, eta = point["width"], point["activation_slope"]
+    c = entry_bound(point)
+    m = active_count(n, point["activity"])
+    lower, upper = skip_hard_interval(c, n)
+    hard = float(condition_bound_hard(c, n))
+    relu = eta == 0 and m < n  # m = n: M(1) D = 0 has no non-zero singular value, kappa undefined
+    nan = float("nan")
+    values = {
+        "85": float(spectral_norm_entry_bound(c, n)),
+        "28": float(product_entry_bound(c, n)),
+        "86_lower": float(lower),
+        "86_upper": float(upper),
+        "87": hard,
+        "88": hard if eta == -1 else nan,
+        "89": float(condition_bound_relu_width(c, n)) if relu else nan,
+        "90": float(condition_bound_relu_fraction(c, n, m)) if relu else nan,
+        "91": float(condition_bound_relu_count(c, n, m)) if relu else nan,
+        "100": float(condition_bound_leaky_gram(c, n, m, eta)),
+        "101": float(condition_bound_leaky_direct(c, n, m, eta)),
+    }
+    return values
+
+
+def bytes_per_sample(point) -> int:
+    """p weight matrices plus Mo, M(1), A and the LAPACK copies, in float64."""
+    n = point["width"]
+    return (2 * point["depth"] + 10) * n * n * 8
+
+
+def sample_matrices(point, start: int, stop: int) -> dict[str, np.ndarray]:
+    """The matrices of samples [start, stop) at a grid point (NumPy, float64):
+    W (samples, p, n, n) with W[:, i-1] = W_i, D_hidden (samples, p, n) the diagonals of D_1..D_p,
+    D (samples, n) the diagonal of the trained layer's pattern, Mo (samples, n, n) = D_p W_p ... D_1 W_1.
+
+    Layer i's weights and hidden pattern come from their own streams, so W_1 and D_1 are the same
+    at every depth, and the draws are paired across c, eta and activity.
+    """
+    n, p, eta = point["width"], point["depth"], point["activation_slope"]
+    seed, pattern = point["seed"], point["weight_pattern"]
+    c = entry_bound(point)
+    m = active_count(n, point["activity"])
+    weights = np.stack([
+        c * bounded_unit_matrices(seed, NAME, n, pattern, start, stop, stream=f"weights/layer={i}")
+        for i in range(1, p + 1)], axis=1)
+    hidden = np.stack([
+        activation_pattern(pattern_ranks(seed, NAME, n, f"hidden/layer={i}", start, stop), m, eta)
+        for i in range(1, p + 1)], axis=1)
+    trained = activation_pattern(pattern_ranks(seed, NAME, n, "trained", start, stop), m, eta)
+    mo = hidden[:, 0, :, None] * weights[:, 0]
+    for i in range(1, p):
+        mo = hidden[:, i, :, None] * (weights[:, i] @ mo)
+    return {"W": weights, "D_hidden": hidden, "D": trained, "Mo": mo}
+
+
+def _upper(value, bound, tol):
+    """Relative slack (bound - value)/bound and a violation flag (value > bound + tol)."""
+    gap = bound - value
+    with np.errstate(invalid="ignore"):
+        return gap / bound, (gap < -tol).astype(np.int8)
+
+
+def kappa_tolerance(kappa, n: int):
+    """Rounding allowance of kappa = s_1/s_*: s_1 and s_* each carry an absolute error of order
+    n eps s_1, so kappa's relative error is at most ~ n eps (1 + kappa); we allow 16 n eps kappa (1 + kappa)."""
+    return rounding_tolerance(kappa * (1 + kappa), n)
+
+
+def simulate(point, start, stop, xp):
+    n, p = point["width"], point["depth"]
+    c = entry_bound(point)
+    cn = c * n
+    bounds = bound_values(point)
+    mats = sample_matrices(point, start, stop)
+    w, mo, d = (xp.asarray(mats[k]) for k in ("W", "Mo", "D"))
+    s1_w = singular_values(w, xp)[..., 0]  # (samples, p)
+    s1_mo = singular_values(mo, xp)[:, 0]
+    m1 = add_identity(mo, 1.0, xp)
+    s_m = singular_values(m1, xp)
+    s_a = singular_values(m1 * d[:, None, :], xp)  # A = M(1) D scales the columns
+    kappa_m = condition_number(s_m, xp)
+    kappa_a = condition_number(s_a, xp)
+    max_entry = xp.abs(mo).max(axis=(-2, -1))
+    out = {
+        "max_entry_ratio": max_entry / c,
+        "spectral_ratio": s1_w.max(axis=1) / cn,
+        "s1_Mo": s1_mo,
+        "s1_M": s_m[:, 0],
+        "sn_M": s_m[:, -1],
+        "kappa_M": kappa_m,
+        "s1_A": s_a[:, 0],
+        "s_star_A": smallest_nonzero_singular_value(s_a, xp),
+        "kappa_A": kappa_a,
+        "rank_A": numerical_rank(s_a, xp).astype(np.int16),
+    }
+    # (85) once per layer: the count of layers of the sample whose s_1 exceeds c n beyond rounding.
+    gap = bounds["85"] - s1_w
+    out["slack_85"] = gap.min(axis=1) / bounds["85"]
+    out["violations_85"] = (gap < -rounding_tolerance(cn, n)).sum(axis=1).astype(np.int8)
+    # Lemma 28: p products of n-term sums of terms bounded by c.
+    out["slack_28"], out["violations_28"] = _upper(max_entry, bounds["28"], rounding_tolerance(c, n * p))
+    singular_tol = rounding_tolerance(1 + cn, n)
+    with np.errstate(invalid="ignore"):
+        lower_gap = s_m[:, -1] - bounds["86_lower"]
+        out["slack_86_lower"] = lower_gap / bounds["86_lower"]
+        out["violations_86_lower"] = (lower_gap < -singular_tol).astype(np.int8)
+    out["slack_86_upper"], out["violations_86_upper"] = _upper(s_m[:, 0], bounds["86_upper"], singular_tol)
+    out["slack_87"], out["violations_87"] = _upper(kappa_m, bounds["87"], kappa_tolerance(kappa_m, n))
+    tol_a = kappa_tolerance(kappa_a, n)
+    for key in TRAINED_LAYER_BOUNDS:
+        out[f"slack_{key}"], out[f"violations_{key}"] = _upper(kappa_a, bounds[key], tol_a)
+    return out, {"singular_values_M": s_m, "singular_values_A": s_a}
