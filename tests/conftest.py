@@ -14,12 +14,23 @@ TINY_POINTS = {
                      "skip": [0.0, 0.5, 1.0]},
     "convnet_vs_resnet": {"distribution": "gaussian", "width": 5, "weight_scale": 2.0,
                           "activation_slope": -1.0, "activity": 0.4, "skip": [0.0, 1.0]},
+    "hard_bounds": {"width": 4, "entry_bound": 0.3, "weight_pattern": "random_signs", "depth": 2,
+                    "activation_slope": 0.0, "activity": 0.5},
+    "relu_layer": {"distribution": "gaussian", "width": 6, "weight_scale": 50.0,
+                   "activation_slope": 0.1, "activity": 0.5, "skip": [0.0, 1.0], "theta": [4.1]},
+    "depth": {"distribution": "gaussian", "width": 5, "weight_scale": 2.0, "activation_slope": 0.0,
+              "activity": 0.6, "depth": 2, "skip": [0.0, 1.0]},
+    "derivative": {"distribution": "uniform", "width": 4, "weight_scale": 2.0, "skip": [0.0, 0.5]},
+    "data_factor": {"distribution": "gaussian", "width": 3, "weight_scale": 2.0, "activation_slope": 0.1,
+                    "activity": 0.5, "batch_size": 2, "skip": [0.0, 1.0]},
+    "rho_paths": {"distribution": "gaussian", "width": 4, "skip": [0.0, 0.25, 0.5, 0.75, 1.0]},
+    "toy_network": {"width": 3, "activation_slope": 0.1, "skip": [0.0, 0.5, 1.0]},
 }
 
 
 @pytest.fixture(params=sorted(TINY_POINTS))
 def tiny_study(request):
-    """(study name, grid point with a seed) for each of the three studies."""
+    """(study name, grid point with a seed) for each study."""
     return request.param, {**TINY_POINTS[request.param], "seed": 20220307}
 
 

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from svperturb.config import study_configs, validate_config
+from svperturb.figures import FIGURES
 from svperturb.fit import VERDICTS
 from svperturb.studies import grid_points
 
@@ -33,7 +34,7 @@ def snakemake(*args: str, cwd: Path = ROOT, check: bool = True) -> subprocess.Co
 def job_counts(output: str) -> dict[str, int]:
     """The 'Job stats' table of a dry run."""
     table = output[output.index("Job stats:"):]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
 
 
 def expected_simulate_jobs(config_path: Path) -> int:
@@ -45,7 +46,7 @@ def test_lint_finds_nothing_but_the_deployment_recommendation():
     # Rules run the `svperturb` of the environment that runs Snakemake (.venv or environment.yml),
     # so a per-rule conda env is deliberately absent; every other lint must be fixed.
     result = snakemake("--lint", "--configfile", str(TINY), check=False)
-    lints = set(re.findall(r"^\s+\* (.+?):?$", result.stdout + result.stderr, re.M))
+    lints = set(re.findall(r"^\s+\* (.+?):?$", result.stdout + result.stderr, re.MULTILINE))
     assert lints <= {"Specify a conda environment or container for each rule."}, lints
 
 
@@ -54,7 +55,7 @@ def test_dry_run_lists_every_job(tmp_path, config):
     result = snakemake("-n", "--configfile", str(ROOT / config), "--directory", str(tmp_path))
     counts = job_counts(result.stdout)
     assert counts["simulate"] == expected_simulate_jobs(ROOT / config)
-    assert counts["aggregate"] == 3 and counts["fit"] == 1 and counts["report"] == 1
+    assert counts["aggregate"] == len(yaml.safe_load((ROOT / config).read_text())["studies"]) and counts["fit"] == 1 and counts["report"] == 1
 
 
 def test_bad_config_stops_the_workflow_before_any_job(tmp_path):
@@ -70,18 +71,18 @@ def test_bad_config_stops_the_workflow_before_any_job(tmp_path):
 
 
 @pytest.mark.slow
-def test_tiny_config_runs_end_to_end_and_judges_claims_1_to_9(tmp_path):
+def test_tiny_config_runs_end_to_end_and_judges_all_16_claims(tmp_path):
     snakemake("--cores", "2", "--configfile", str(TINY), "--directory", str(tmp_path))
     results = tmp_path / "results"
 
     claims = json.loads((results / "claims.json").read_text())
-    assert [c["id"] for c in claims] == list(range(1, 10))
+    assert [c["id"] for c in claims] == list(range(1, 17))
     for claim in claims:
         assert set(claim) == {"id", "title", "paper", "measured", "verdict", "evidence"}
         assert claim["verdict"] in VERDICTS
         assert claim["measured"] and not claim["measured"].startswith("not run")
     fits = json.loads((results / "fits.json").read_text())
-    assert set(fits) == {str(i) for i in range(1, 10)}
+    assert set(fits) == {str(i) for i in range(1, 17)} | {"depth"}
 
     # Every grid point merged with every sample, in sample order.
     config = validate_config(yaml.safe_load(TINY.read_text()))
@@ -95,9 +96,10 @@ def test_tiny_config_runs_end_to_end_and_judges_claims_1_to_9(tmp_path):
 
     report = results / "report"
     index = (report / "index.html").read_text()
-    assert index.count("data:image/png;base64,") == len(list(report.glob("*.png"))) == 7
+    assert index.count("data:image/png;base64,") == len(list(report.glob("*.png"))) == len(FIGURES)
+    assert "<h2>Depth</h2>" in index
     claims_md = (report / "claims.md").read_text()
-    assert all(f"| {i} |" in claims_md for i in range(1, 10))
+    assert all(f"| {i} |" in claims_md for i in range(1, 17))
 
     # Finished work is never redone.
     again = snakemake("-n", "--configfile", str(TINY), "--directory", str(tmp_path))

@@ -124,6 +124,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _axis_summary(values: list) -> str:
+    """A grid axis for `info`: the list itself, or for long ones (skip_points) count and range."""
+    if len(values) <= 12:
+        return str(values)
+    return f"{len(values)} values in [{min(values):g}, {max(values):g}]"
+
+
 def cmd_aggregate(args: argparse.Namespace) -> int:
     from svperturb import io
 
@@ -204,7 +211,8 @@ def cmd_info(args: argparse.Namespace) -> int:
             points = list(grid_points(name, study.grid))
             jobs = len(points) * study.n_shards
             total_jobs += jobs
-            axes = ", ".join(f"{a}={study.grid[a]}" for a in get_study(name).AXES + get_study(name).INNER)
+            axes = ", ".join(f"{a}={_axis_summary(study.grid[a])}"
+                             for a in get_study(name).AXES + get_study(name).INNER)
             print(f"  {name}: {len(points)} grid points x {study.samples} samples "
                   f"({study.n_shards} shards of {study.shard_size}) = {jobs} simulate jobs; {axes}")
         print(f"  total: {total_jobs} simulate jobs")

@@ -12,11 +12,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from svperturb import __version__  # noqa: E402
-from svperturb.claims import Results  # noqa: E402
-from svperturb.figures import FIGURES  # noqa: E402
+from svperturb import __version__
+from svperturb.claims import Results
+from svperturb.figures import FIGURES
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,9 @@ def write_report(results_dir: Path, fits_path: Path, claims_path: Path, output_d
         fig.savefig(path, dpi=110)
         plt.close(fig)
         figures.append((caption, path))
-    (output_dir / "claims.md").write_text(_claims_markdown(claims))
+    depth = fits.get("depth")
+    (output_dir / "claims.md").write_text(
+        _claims_markdown(claims) + (f"\n## Depth\n\n{depth['measured']}\n" if depth else ""))
     index = output_dir / "index.html"
     rows = "\n".join(
         f"<tr><td>{c['id']}</td><td>{html.escape(c['title'])}</td><td>{html.escape(c['paper'])}</td>"
@@ -74,6 +76,8 @@ def write_report(results_dir: Path, fits_path: Path, claims_path: Path, output_d
         f"{base64.b64encode(path.read_bytes()).decode()}'><figcaption>{html.escape(caption)} "
         f"({path.name})</figcaption></figure>"
         for caption, path in figures)
+    depth = fits.get("depth")
+    depth_html = (f"<h2>Depth</h2><p>{html.escape(depth['measured'])}</p>" if depth else "")
     provenance = "".join(f"<li>{html.escape(row)}</li>" for row in _provenance(results))
     index.write_text(f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>svperturb report</title>
@@ -85,6 +89,7 @@ img{{max-width:100%}}figure{{margin:2em 0}}</style></head><body>
 <h2>Claims</h2>
 <table><tr><th>#</th><th>claim</th><th>paper</th><th>measured (95% intervals, sample sizes)</th><th>verdict</th></tr>
 {rows}</table>
+{depth_html}
 <h2>Figures</h2>
 {images}
 <h2>Provenance</h2><ul>{provenance}</ul>

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from svperturb.claims import random_layer
+from svperturb.claims import derivative_data, hard_bounds, paths, random_layer, relu
 from svperturb.claims.common import Claim, Outcome, Results, at_skip
 from svperturb.claims.random_layer import (
     absolute_value_patterns,
@@ -27,10 +27,21 @@ from svperturb.claims.random_layer import (
 from svperturb.fit import INCONCLUSIVE, FitSettings
 
 # Every claim of SPEC section 3, in the paper's order; each module lists its own.
-CLAIMS: tuple[Claim, ...] = tuple(sorted(random_layer.CLAIMS, key=lambda c: c.id))
+CLAIMS: tuple[Claim, ...] = tuple(sorted(
+    random_layer.CLAIMS + hard_bounds.CLAIMS + relu.CLAIMS + derivative_data.CLAIMS + paths.CLAIMS,
+    key=lambda c: c.id))
 
-__all__ = ["CLAIMS", "Claim", "Outcome", "Results", "at_skip", "evaluate", "absolute_value_patterns",
-           "exceptional_events", "growth_bounds"]
+__all__ = [
+    "CLAIMS",
+    "Claim",
+    "Outcome",
+    "Results",
+    "absolute_value_patterns",
+    "at_skip",
+    "evaluate",
+    "exceptional_events",
+    "growth_bounds",
+]
 
 
 def evaluate(results_dir: str | Path, settings: FitSettings) -> tuple[dict, list[dict]]:
@@ -48,4 +59,9 @@ def evaluate(results_dir: str | Path, settings: FitSettings) -> tuple[dict, list
         rows.append({"id": claim.id, "title": claim.title, "paper": claim.paper,
                      "measured": outcome.measured, "verdict": outcome.verdict,
                      "evidence": outcome.evidence})
+    # depth makes no numbered claim (SPEC section 2): a descriptive table for the report
+    if results.has(relu.DEPTH):
+        measured, _, depth_fits = relu.depth_summary(results, settings)
+        fits["depth"] = {"title": "Depth: ConvNet vs single skip vs per-layer skip",
+                         "measured": measured, **depth_fits}
     return fits, rows

@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from svperturb.figures import random_layer  # noqa: E402
+from svperturb.figures import derivative_data, hard_bounds, paths, random_layer, relu
 
-FIGURES: dict = {**random_layer.FIGURES}
+FIGURES: dict = {**random_layer.FIGURES, **hard_bounds.FIGURES, **relu.FIGURES, **derivative_data.FIGURES,
+                 **paths.FIGURES}
