@@ -171,8 +171,8 @@ BAD_CONFIGS = {
         lambda c: c.update(seed=-1),
         ["seed", "got -1", ">= 0"]),
     "unknown backend": (
-        lambda c: c.update(backend="cupy"),
-        ["backend", "cupy", '"auto"', '"numpy"']),
+        lambda c: c.update(backend="tpu"),
+        ["backend", "tpu", '"auto"', '"numpy"', '"cupy"']),
     "missing seed": (
         lambda c: c.pop("seed"),
         ["seed: missing required key"]),

@@ -1,0 +1,104 @@
+"""backend.py: NumPy whenever CuPy cannot run (one log line saying why), a clear error when CuPy is
+demanded and absent, and one GPU per rank (rank % number of GPUs)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from svperturb import backend as backend_module
+from svperturb.backend import BackendError, local_rank, select_backend
+from svperturb.cli import main
+
+
+@pytest.fixture
+def no_cupy(monkeypatch):
+    """Make `import cupy` fail, as on a machine without it."""
+    monkeypatch.setitem(sys.modules, "cupy", None)
+
+
+def test_auto_without_cupy_falls_back_to_numpy_with_one_log_line(no_cupy, caplog):
+    with caplog.at_level(logging.INFO, logger="svperturb.backend"):
+        chosen = select_backend("auto")
+    assert chosen.name == "numpy" and chosen.xp is np and not chosen.is_gpu
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1
+    assert lines[0].startswith("backend auto -> numpy: CuPy is not importable")
+
+
+def test_cupy_demanded_without_cupy_is_an_error_naming_the_key(no_cupy):
+    with pytest.raises(BackendError, match=r"backend: cupy requested but CuPy is not importable"):
+        select_backend("cupy")
+
+
+def test_cli_refuses_cupy_without_cupy_with_status_2(no_cupy, caplog):
+    assert main(["info", "--backend", "cupy"]) == 2
+    assert "cupy requested" in caplog.text
+
+
+def test_unknown_backend_names_the_allowed_ones():
+    with pytest.raises(BackendError, match=r"backend: got 'tpu'; allowed: auto, numpy, cupy"):
+        select_backend("tpu")
+
+
+@pytest.mark.parametrize(("variable", "value", "rank"), [
+    ("OMPI_COMM_WORLD_LOCAL_RANK", "3", 3), ("PMI_RANK", "2", 2), ("SLURM_PROCID", "5", 5),
+])
+def test_local_rank_comes_from_the_launcher(monkeypatch, variable, value, rank):
+    for name in backend_module.RANK_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert local_rank() == 0
+    monkeypatch.setenv(variable, value)
+    assert local_rank() == rank
+
+
+class _FakeCuda:
+    """Just enough of cupy.cuda for device selection: `count` GPUs, records which one is used."""
+
+    def __init__(self, count):
+        self.used = []
+        fake = self
+
+        class Device:
+            def __init__(self, index):
+                self.index = index
+
+            def use(self):
+                fake.used.append(self.index)
+
+        self.Device = Device
+        self.runtime = types.SimpleNamespace(
+            getDeviceCount=lambda: count,
+            deviceSynchronize=lambda: None,
+            getDeviceProperties=lambda i: {"name": b"Fake GPU", "totalGlobalMem": 80 * 2**30})
+
+
+def _fake_cupy(count):
+    module = types.ModuleType("cupy")
+    module.cuda = _FakeCuda(count)
+    module.linalg = np.linalg
+    module.eye, module.all, module.isfinite = np.eye, np.all, np.isfinite
+    return module
+
+
+@pytest.mark.parametrize(("rank", "count", "device"), [(0, 4, 0), (5, 4, 1), (3, 2, 1), (7, 1, 0)])
+def test_each_rank_takes_gpu_rank_mod_count(monkeypatch, rank, count, device):
+    fake = _fake_cupy(count)
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    chosen = select_backend("auto", rank=rank)
+    assert chosen.name == "cupy" and chosen.is_gpu
+    assert fake.cuda.used == [device]
+    assert chosen.device.startswith(f"gpu {device} of {count}: Fake GPU, 80 GiB")
+
+
+def test_cupy_without_a_device_falls_back(monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(0))
+    with caplog.at_level(logging.INFO, logger="svperturb.backend"):
+        assert select_backend("auto").name == "numpy"
+    assert "CuPy sees no CUDA device" in caplog.text
+    with pytest.raises(BackendError, match="no CUDA device"):
+        select_backend("cupy")
