@@ -211,7 +211,8 @@ def test_a_failed_rewrite_leaves_the_previous_shard_untouched(tmp_path):
 
 
 def test_a_failing_simulation_leaves_no_shard(tmp_path, monkeypatch):
-    """A study that raises after its first block (e.g. out of memory) publishes nothing."""
+    """A study that raises after its first block (an error other than out-of-memory, which is
+    retried with smaller blocks) publishes nothing."""
     study = get_study("unit_variance")
     real = study.simulate
     calls = []
@@ -219,12 +220,12 @@ def test_a_failing_simulation_leaves_no_shard(tmp_path, monkeypatch):
     def failing(point, start, stop, xp):
         calls.append(start)
         if len(calls) > 1:
-            raise MemoryError("second block")
+            raise FloatingPointError("second block")
         return real(point, start, stop, xp)
 
     monkeypatch.setattr(study, "simulate", failing)
     point = {**TINY_POINTS["unit_variance"], "seed": 1}
-    with pytest.raises(MemoryError):
+    with pytest.raises(FloatingPointError):
         write_shard(tmp_path / "shard-0.h5", "unit_variance", point, 0, 100, block_size=10)
     assert calls == [0, 10]
     assert list(tmp_path.iterdir()) == []
@@ -362,3 +363,34 @@ def test_merged_file_records_provenance(tmp_path, point):
     assert data.attrs["seed"] == 11
     assert len(data.attrs["shards"]) == 2
     assert all(os.path.basename(s).startswith("shard-") for s in data.attrs["shards"])
+
+
+def test_an_out_of_memory_block_is_halved_and_retried_with_identical_results(monkeypatch, caplog):
+    name, point = "resnet_layer", {**TINY_POINTS["resnet_layer"], "seed": 5}
+    study = get_study(name)
+    real = study.simulate
+    attempts = []
+
+    def cramped(point, start, stop, xp):
+        attempts.append(stop - start)
+        if stop - start > 24:  # a device that holds 24 samples at a time
+            raise MemoryError("simulated out-of-memory")
+        return real(point, start, stop, xp)
+
+    blocks = {}
+    monkeypatch.setattr(study, "simulate", cramped)
+    simulate_range(name, point, 0, 100, 100, np, lambda offset, per, spec: blocks.update({offset: per}))
+    assert attempts[:3] == [100, 50, 25] and max(attempts[3:]) <= 24
+    assert "retrying with blocks of 12" in caplog.text
+    expected, _ = real(point, 0, 100, np)
+    offsets = sorted(blocks)
+    for key, values in expected.items():
+        np.testing.assert_array_equal(np.concatenate([blocks[o][key] for o in offsets]), values)
+
+
+def test_other_errors_are_not_retried(monkeypatch):
+    study = get_study("resnet_layer")
+    monkeypatch.setattr(study, "simulate", lambda *args: (_ for _ in ()).throw(ValueError("bad")))
+    with pytest.raises(ValueError, match="bad"):
+        simulate_range("resnet_layer", {**TINY_POINTS["resnet_layer"], "seed": 5}, 0, 10, 10, np,
+                       lambda *args: None)

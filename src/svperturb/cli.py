@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import platform
 import socket
 import sys
@@ -97,7 +98,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--start/--stop: got [{start}, {stop}); allowed: 0 <= start < stop")
     point["seed"] = args.seed
     backend = select_backend(args.backend)
-    block_size = args.block_size or block_size_for(args.study, point, args.memory_mb)
+    free = backend.xp.cuda.runtime.memGetInfo()[0] if backend.is_gpu else None
+    block_size = args.block_size or block_size_for(args.study, point, args.memory_mb, free)
     identity = {"study": args.study, "point": point}
     attrs = {
         "study": args.study,
@@ -191,6 +193,25 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from svperturb import bench, io
+    from svperturb.backend import select_backend
+
+    backend = select_backend(args.backend)
+    rows = bench.bench_routes(args.widths, backend.xp, args.threads, args.repeats, args.scale)
+    end_to_end = (bench.bench_end_to_end(args.end_to_end_width, backend.xp, args.threads,
+                                         args.repeats, args.scale) if args.end_to_end_width else [])
+    table = bench.format_table(rows, end_to_end, backend.device)
+    print(table)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        _write_json(Path(args.output), {"device": backend.device, "backend": backend.name,
+                                        "threads": args.threads, "versions": io.software_versions(),
+                                        "routes": rows, "end_to_end": end_to_end})
+        log.info("wrote %s", args.output)
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from svperturb import io
     from svperturb.backend import select_backend
@@ -272,6 +293,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", required=True)
     p.set_defaults(func=cmd_report)
 
+    p = sub.add_parser("bench", help="speed and accuracy of the spectra routes vs the naive library SVD")
+    p.add_argument("--backend", choices=BACKENDS, default="auto")
+    p.add_argument("--widths", type=int, nargs="+", default=[5, 32, 33, 100, 1000], metavar="N")
+    p.add_argument("--threads", type=_positive_int, default=os.cpu_count() or 1,
+                   help="engine worker threads on the CPU, one BLAS thread each (default: all cores)")
+    p.add_argument("--repeats", type=_positive_int, default=3, help="timed runs per cell; the best counts")
+    p.add_argument("--scale", type=float, default=1.0, help="multiply every batch size (default 1)")
+    p.add_argument("--end-to-end-width", type=int, default=100, metavar="N",
+                   help="n of the end-to-end ResNet-layer row (0: none)")
+    p.add_argument("--output", help="also write the table as JSON here")
+    p.set_defaults(func=cmd_bench)
+
     p = sub.add_parser("info", help="backend, versions and (with --config) a summary of a config")
     p.add_argument("--config", help="validate and summarise this config file")
     p.add_argument("--backend", choices=BACKENDS, default="auto")
@@ -279,13 +312,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"got {value}; must be >= 1")
+    return value
+
+
+def _one_blas_thread() -> None:
+    """One BLAS thread per process (set before NumPy loads): the engine's workers share the cores."""
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = "1"
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "bench" in argv[:3] and "numpy" not in sys.modules:
+        _one_blas_thread()  # before anything loads NumPy (the parser does)
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
+    from svperturb.backend import BackendError
     from svperturb.io import ShardError
 
     try:
         return args.func(args)
-    except (ConfigError, ShardError) as exc:
+    except (BackendError, ConfigError, ShardError) as exc:
         log.error("%s", exc)
         return 2

@@ -50,12 +50,14 @@ def grid_points(name: str, grid: Mapping[str, list]) -> Iterator[dict[str, Any]]
         yield {**dict(zip(study.AXES, values)), **inner}
 
 
-def block_size_for(name: str, point: Mapping[str, Any], memory_mb: int) -> int:
+def block_size_for(name: str, point: Mapping[str, Any], memory_mb: int,
+                   device_free_bytes: int | None = None) -> int:
     """Matrices per block so that one block's arrays stay within about half of `memory_mb`.
 
     A study may say what one sample needs in bytes (`bytes_per_sample(point)`); otherwise a block
     holds, per sample and per inner value, a few n x n float64 matrices (inputs, the LAPACK copy
-    and workspace). The interpreter and libraries take ~200 MB of the budget.
+    and workspace). The interpreter and libraries take ~200 MB of the budget. On a GPU the budget
+    is half the free device memory (`device_free_bytes`).
     """
     study = get_study(name)
     if hasattr(study, "bytes_per_sample"):
@@ -65,6 +67,8 @@ def block_size_for(name: str, point: Mapping[str, Any], memory_mb: int) -> int:
         copies = 6 * (1 + sum(len(point[axis]) for axis in study.INNER))
         per_sample = copies * n * n * 8
     budget = max(memory_mb - 200, 50) * 2**20 // 2
+    if device_free_bytes is not None:  # on a GPU the arrays live in device memory
+        budget = device_free_bytes // 2
     block = max(1, min(budget // per_sample, 8192))
     return block - block % SEED_CHUNK if block >= SEED_CHUNK else block
 
@@ -86,16 +90,39 @@ def simulate_range(
     study = get_study(name)
     began = time.perf_counter()
     total = stop - start
-    for block_start in range(start, stop, block_size):
+    block_start = start
+    while block_start < stop:
         block_stop = min(block_start + block_size, stop)
-        per_sample, spectra = study.simulate(point, block_start, block_stop, xp)
+        try:
+            per_sample, spectra = study.simulate(point, block_start, block_stop, xp)
+        except Exception as error:
+            if not is_out_of_memory(error) or block_size == 1:
+                raise
+            # results do not depend on the block size (draws are per sample): retry smaller
+            _free_device_memory(xp)
+            block_size = max(1, block_size // 2)
+            log.warning("%s: out of memory on a block of %d samples (%s); retrying with blocks "
+                        "of %d", name, block_stop - block_start, type(error).__name__, block_size)
+            continue
         sink(block_start - start, _to_host(per_sample, xp), _to_host(spectra, xp))
+        block_start = block_stop
         done = block_stop - start
         elapsed = time.perf_counter() - began
         log.info(
             "%s: %d/%d samples (%.0f%%), %.1f s elapsed, ~%.1f s left",
             name, done, total, 100 * done / total, elapsed, elapsed * (total - done) / done,
         )
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """A host MemoryError or CuPy's (cupy.cuda.memory.OutOfMemoryError, cuSOLVER/cuBLAS alloc)."""
+    return isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError" or (
+        "CUBLAS_STATUS_ALLOC_FAILED" in str(error) or "CUSOLVER_STATUS_ALLOC_FAILED" in str(error))
+
+
+def _free_device_memory(xp: ModuleType) -> None:
+    if xp.__name__.startswith("cupy"):
+        xp.get_default_memory_pool().free_all_blocks()
 
 
 def _to_host(arrays: Mapping[str, Any], xp: ModuleType) -> dict[str, Any]:

@@ -1,0 +1,160 @@
+"""`svperturb bench`: matrices per second and accuracy of each spectra route, against the naive
+library calls measured in the same run, and the end-to-end rate of the ResNet-layer statistics.
+
+Matrices are ResNet layers W1 + I, W1 = K_n / (r sqrt(8 n)) (111), r = 2, Gaussian. Accuracy is
+the largest relative error of s_1 and of s_* (the smallest non-zero singular value) against
+float64 LAPACK gesvd (SciPy, one matrix at a time) on a random subsample of each batch.
+Rates are the best of `repeats` timed runs after one warm-up; compare ratios within one run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from types import ModuleType
+
+import numpy as np
+import scipy.linalg
+
+from svperturb import engine
+from svperturb.backend import to_host
+from svperturb.ensembles import unit_variance_matrices, weight_std
+from svperturb.spectra import add_identity, smallest_nonzero_singular_value, symmetric_part_extremes
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WIDTHS = (5, 32, 33, 100, 1000)
+WORK_PER_BATCH = 3e8  # ~n^3 flops per matrix: batches of similar cost at every n
+CHECKED = 40          # matrices per cell compared with the reference
+
+
+def batch_size(n: int, scale: float = 1.0) -> int:
+    return int(max(4, min(20000, scale * WORK_PER_BATCH / n**3)))
+
+
+def resnet_matrices(n: int, count: int, seed: int = 1) -> np.ndarray:
+    w = unit_variance_matrices(seed, "bench", n, "gaussian", 0, count) * weight_std(n, 2.0)
+    return add_identity(w, 1.0)
+
+
+def _synchronize(xp: ModuleType) -> None:
+    if engine.xp_name(xp) == "cupy":
+        xp.cuda.runtime.deviceSynchronize()
+
+
+def timed(run: Callable[[], object], xp: ModuleType, repeats: int) -> tuple[float, object]:
+    """(best seconds of `repeats` runs after a warm-up, last result)."""
+    result = run()
+    _synchronize(xp)
+    best = float("inf")
+    for _ in range(repeats):
+        began = time.perf_counter()
+        result = run()
+        _synchronize(xp)
+        best = min(best, time.perf_counter() - began)
+    return best, result
+
+
+def reference_extremes(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s = np.array([scipy.linalg.svd(m, compute_uv=False, lapack_driver="gesvd") for m in a])
+    return s[:, 0], smallest_nonzero_singular_value(s)
+
+
+def relative_errors(values: np.ndarray, a: np.ndarray, rows: np.ndarray) -> tuple[float, float]:
+    s1_ref, s_min_ref = reference_extremes(a[rows])
+    values = np.asarray(values, dtype=np.float64)[rows]
+    s1 = values[:, 0]
+    s_min = smallest_nonzero_singular_value(values)
+    return (float(np.max(np.abs(s1 - s1_ref) / s1_ref)),
+            float(np.max(np.abs(s_min - s_min_ref) / s_min_ref)))
+
+
+def methods(xp: ModuleType, workers: int) -> dict[str, tuple[str, Callable]]:
+    """name -> (dtype, function of a device stack returning (values, fallback fraction))."""
+    lib = f"{engine.xp_name(xp)}.linalg.svd"
+    out = {
+        f"{lib} (naive)": ("float64", lambda a: (xp.linalg.svd(a, compute_uv=False), 0.0)),
+        f"{lib} (naive)/f32": ("float32", lambda a: (
+            xp.linalg.svd(a.astype(xp.float32), compute_uv=False), 0.0)),
+    }
+    for route in ("lapack", "gram", "auto"):
+        for w in sorted({1, workers}):
+            def run(a, route=route, w=w):
+                spectrum = engine.singular_values(a, xp, route=route, workers=w)
+                return spectrum.values, float(spectrum.fallback.mean())
+            suffix = f" x{w} threads" if w > 1 else ""
+            out[f"engine {route}{suffix}"] = ("float64", run)
+    return out
+
+
+def bench_routes(widths, xp: ModuleType, workers: int, repeats: int, scale: float) -> list[dict]:
+    rows = []
+    rng = np.random.default_rng(0)
+    for n in widths:
+        count = batch_size(n, scale)
+        host = resnet_matrices(n, count)
+        device = xp.asarray(host)
+        checked = np.sort(rng.choice(count, size=min(CHECKED, count), replace=False))
+        for name, (dtype, run) in methods(xp, workers).items():
+            if engine.xp_name(xp) == "numpy" and name.endswith(" threads") and workers <= 1:
+                continue
+            seconds, (values, fallback) = timed(lambda run=run, device=device: run(device), xp, repeats)
+            err_s1, err_min = relative_errors(to_host(values), host, checked)
+            row = {"method": name, "n": n, "dtype": dtype, "matrices": count,
+                   "matrices_per_s": count / seconds, "max_rel_err_s1": err_s1,
+                   "max_rel_err_s_min": err_min, "fallback": fallback}
+            log.info("%s n = %d: %.0f matrices/s, errors %.1e / %.1e", name, n,
+                     row["matrices_per_s"], err_s1, err_min)
+            rows.append(row)
+    return rows
+
+
+def resnet_layer_statistics(w, xp: ModuleType, rhos, route: str, workers: int) -> dict:
+    """The ResNet-layer study's spectra: tau_bar, tau_low of W1; s_1, s_*, kappa of W1 + rho I."""
+    tau_low, tau_bar = symmetric_part_extremes(w, xp)
+    n = w.shape[-1]
+    stack = xp.concatenate([add_identity(w, rho, xp) for rho in rhos]).reshape(-1, n, n)
+    if route == "naive":
+        values = xp.linalg.svd(stack, compute_uv=False)
+    else:
+        values = engine.singular_values(stack, xp, route=route, workers=workers).values
+    values = values.reshape(len(rhos), len(w), n)
+    s1 = values[..., 0]
+    s_min = smallest_nonzero_singular_value(values, xp)
+    return {"tau_low": tau_low, "tau_bar": tau_bar, "s1": s1, "s_min": s_min, "kappa": s1 / s_min}
+
+
+def bench_end_to_end(n: int, xp: ModuleType, workers: int, repeats: int, scale: float) -> list[dict]:
+    rhos = np.linspace(0, 1, 11)
+    count = max(2, batch_size(n, scale) // len(rhos))
+    w = xp.asarray(unit_variance_matrices(1, "bench", n, "gaussian", 0, count) * weight_std(n, 2.0))
+    rows = []
+    for route, w_threads in (("naive", 1), ("auto", 1), ("auto", workers)):
+        if w_threads == 1 and route == "auto" and workers == 1 and rows and rows[-1]["route"] == "auto":
+            continue
+        seconds, _ = timed(lambda route=route, t=w_threads: resnet_layer_statistics(w, xp, rhos, route, t),
+                           xp, repeats)
+        rows.append({"route": route, "workers": w_threads, "n": n, "samples": count,
+                     "rhos": len(rhos), "samples_per_s": count / seconds})
+    return rows
+
+
+def format_table(rows: list[dict], end_to_end: list[dict], device: str) -> str:
+    lines = [f"svperturb bench on {device}",
+             "| method | n | dtype | matrices/s | x naive | max rel err s_1 | max rel err s_* | fallback |",
+             "|---|---|---|---|---|---|---|---|"]
+    naive = {(r["n"]): r["matrices_per_s"] for r in rows if r["method"].endswith("(naive)")}
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['n']} | {r['dtype']} | {r['matrices_per_s']:,.0f} | "
+                     f"{r['matrices_per_s'] / naive[r['n']]:.2f} | {r['max_rel_err_s1']:.1e} | "
+                     f"{r['max_rel_err_s_min']:.1e} | {r['fallback']:.3f} |")
+    if end_to_end:
+        lines += ["", ("ResNet layer, end to end (tau_bar, tau_low; s_1, s_*, kappa of W1 + rho I, "
+                       "11 values of rho):"),
+                  "| route | threads | n | samples/s | x naive |", "|---|---|---|---|---|"]
+        base = end_to_end[0]["samples_per_s"]
+        for r in end_to_end:
+            lines.append(f"| {r['route']} | {r['workers']} | {r['n']} | {r['samples_per_s']:,.1f} | "
+                         f"{r['samples_per_s'] / base:.2f} |")
+    return "\n".join(lines)

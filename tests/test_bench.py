@@ -1,0 +1,28 @@
+"""`svperturb bench`: one row per method and width with rate and accuracy, the naive baselines
+measured in the same run, the end-to-end rows, and the JSON copy."""
+
+from __future__ import annotations
+
+import json
+
+from svperturb.cli import main
+
+
+def test_bench_prints_and_saves_the_table(tmp_path, capsys):
+    output = tmp_path / "bench.json"
+    assert main(["bench", "--backend", "numpy", "--widths", "5", "20", "--repeats", "1",
+                 "--scale", "0.002", "--threads", "2", "--end-to-end-width", "8",
+                 "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    saved = json.loads(output.read_text())
+    methods = {row["method"] for row in saved["routes"]}
+    assert {"numpy.linalg.svd (naive)", "numpy.linalg.svd (naive)/f32", "engine lapack",
+            "engine gram", "engine auto", "engine gram x2 threads"} <= methods
+    for row in saved["routes"]:
+        assert row["matrices_per_s"] > 0
+        if row["dtype"] == "float64":  # the contract, measured against LAPACK gesvd
+            assert row["max_rel_err_s1"] <= 1e-12 and row["max_rel_err_s_min"] <= 1e-10
+        else:  # float32 is not accurate enough: the bench shows by how much
+            assert row["max_rel_err_s_min"] > 1e-10
+    assert [r["route"] for r in saved["end_to_end"]] == ["naive", "auto", "auto"]
+    assert printed.count("| engine gram |") == 2 and "samples/s" in printed

@@ -1,0 +1,149 @@
+"""engine.py: the accuracy contract (s_1 within 1e-12, every non-zero s_i within 1e-10 of float64
+LAPACK gesvd), structural zeros of ReLU patterns exact, per-sample fallback where the Gram route
+cannot prove its bound, and results independent of how the stack is split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import reference_singular_values
+from svperturb import engine
+from svperturb.ensembles import activation_pattern, unit_variance_matrices, weight_std
+from svperturb.spectra import rank_tolerance
+
+WIDTHS = (5, 32, 33, 100)
+
+
+def layer_matrices(kind: str, n: int, count: int, seed: int = 11) -> np.ndarray:
+    """The studies' matrices: ResNet W1 + I, ConvNet D1 W1 D, ReLU (D1 W1 + I) D (m/n = 1/2)."""
+    w = unit_variance_matrices(seed, "engine-test", n, "gaussian", 0, count) * weight_std(n, 2.0)
+    eye = np.eye(n)
+    if kind == "resnet":
+        return w + eye
+    rng = np.random.default_rng(seed)
+    d1 = activation_pattern(rng.permuted(np.tile(np.arange(n), (count, 1)), axis=1), n // 2, 0.0)
+    d = activation_pattern(rng.permuted(np.tile(np.arange(n), (count, 1)), axis=1), n // 2, 0.0)
+    if kind == "convnet":
+        return d1[:, :, None] * w * d[:, None, :]
+    if kind == "relu":
+        return (d1[:, :, None] * w + eye) * d[:, None, :]
+    raise ValueError(kind)
+
+
+def assert_meets_contract(values: np.ndarray, a: np.ndarray) -> None:
+    reference = reference_singular_values(a)
+    nonzero = reference > rank_tolerance(reference)[:, None]
+    # the same singular values count as zero ...
+    np.testing.assert_array_equal(values > rank_tolerance(values)[:, None], nonzero)
+    # ... and the others meet the contract
+    relative = np.abs(values - reference) / np.where(nonzero, reference, 1.0)
+    assert relative[:, 0].max() <= engine.TOLERANCE_S1
+    assert np.where(nonzero, relative, 0).max() <= engine.TOLERANCE_S_MIN
+
+
+@pytest.mark.parametrize("n", WIDTHS)
+@pytest.mark.parametrize("kind", ["resnet", "convnet", "relu"])
+@pytest.mark.parametrize("route", ["auto", "gram"])
+def test_every_route_meets_the_contract_on_the_studies_matrices(kind, n, route):
+    a = layer_matrices(kind, n, 40 if n < 100 else 12)
+    spectrum = engine.singular_values(a, route=route)
+    assert spectrum.values.shape == (len(a), n)
+    assert np.all(np.diff(spectrum.values, axis=1) <= 0)
+    assert_meets_contract(spectrum.values, a)
+
+
+def test_the_contract_holds_at_n_1000():
+    a = layer_matrices("resnet", 1000, 2)
+    assert_meets_contract(engine.singular_values(a, route="gram").values, a)
+
+
+def test_resnet_layers_take_the_fast_route_and_convnets_fall_back():
+    # kappa(W1 + I) ~ 2: the Gram bound certifies; kappa(D1 W1 D) ~ n K: it cannot
+    resnet = engine.singular_values(layer_matrices("resnet", 33, 50), route="gram")
+    convnet = engine.singular_values(layer_matrices("convnet", 33, 50), route="gram")
+    assert not resnet.fallback.any()
+    assert convnet.fallback.mean() > 0.5
+
+
+def test_relu_patterns_give_exact_structural_zeros():
+    a = layer_matrices("relu", 33, 30)
+    spectrum = engine.singular_values(a, route="gram")
+    certified = ~spectrum.fallback
+    assert certified.sum() > 20
+    zero_columns = np.all(a == 0, axis=1).sum(axis=1)
+    for values, zeros in zip(spectrum.values[certified], zero_columns[certified]):
+        assert np.all(values[33 - zeros:] == 0) and np.all(values[:33 - zeros] > 0)
+
+
+def test_zero_rows_are_structural_too():
+    # more zero rows than zero columns: the Gram matrix A A^T carries the structural zeros
+    a = layer_matrices("resnet", 20, 10)
+    a[:, :6, :] = 0
+    spectrum = engine.singular_values(a, route="gram")
+    assert not spectrum.fallback.any()
+    assert np.all(spectrum.values[:, 14:] == 0)
+    assert_meets_contract(spectrum.values, a)
+
+
+def test_a_singular_active_block_falls_back_to_lapack():
+    a = layer_matrices("resnet", 8, 4)
+    a[0, :, 3] = a[0, :, 2]  # rank deficient without a zero line: only LAPACK can say
+    spectrum = engine.singular_values(a, route="gram")
+    assert spectrum.fallback[0] and not spectrum.fallback[1:].any()
+    assert_meets_contract(spectrum.values, a)
+
+
+def test_the_error_bound_covers_the_actual_gram_error():
+    a = layer_matrices("resnet", 33, 40)
+    eigenvalues = np.linalg.eigvalsh(np.swapaxes(a, 1, 2) @ a)[:, ::-1]
+    reference = reference_singular_values(a) ** 2
+    delta = engine.gram_error_bound(a, eigenvalues[:, 0])
+    assert np.all(np.abs(eigenvalues - reference) <= delta[:, None])
+
+
+def test_the_a_priori_check_sends_hopeless_samples_straight_to_lapack():
+    a = layer_matrices("resnet", 1000, 1)
+    assert not engine.gram_can_certify_s1(a)[0]
+    assert engine.gram_can_certify_s1(layer_matrices("resnet", 100, 1))[0]
+
+
+@pytest.mark.parametrize("route", ["lapack", "gram"])
+def test_results_do_not_depend_on_how_the_stack_is_split(route):
+    a = np.concatenate([layer_matrices("resnet", 33, 20), layer_matrices("convnet", 33, 20)])
+    whole = engine.singular_values(a, route=route)
+    threaded = engine.singular_values(a, route=route, workers=2)
+    pieces = [engine.singular_values(a[i:i + 7], route=route).values for i in range(0, len(a), 7)]
+    np.testing.assert_array_equal(whole.values, threaded.values)
+    np.testing.assert_array_equal(whole.fallback, threaded.fallback)
+    np.testing.assert_array_equal(whole.values, np.concatenate(pieces))
+
+
+def test_auto_picks_lapack_for_small_n_and_gram_above():
+    assert engine.choose_route(5) == "lapack"
+    assert engine.choose_route(engine.GRAM_FROM_WIDTH["numpy"]) == "gram"
+
+
+def test_bad_input_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"route: got 'qr'; allowed: auto, lapack, gram"):
+        engine.singular_values(np.eye(3)[None], route="qr")
+    with pytest.raises(ValueError, match=r"stack of square matrices"):
+        engine.singular_values(np.ones((2, 3, 4)))
+
+
+def test_the_resnet_study_on_the_gram_route_is_block_invariant_and_violation_free():
+    from svperturb.studies import get_study
+
+    study = get_study("resnet_layer")
+    point = {"distribution": "gaussian", "width": 24, "weight_scale": 2.0, "skip": [0.0, 0.5, 1.0],
+             "seed": 3}
+    assert engine.choose_route(24) == "gram"
+    whole, _ = study.simulate(point, 0, 96, np)
+    pieces = [study.simulate(point, start, start + 32, np)[0] for start in (0, 32, 64)]
+    for key, values in whole.items():
+        np.testing.assert_array_equal(values, np.concatenate([p[key] for p in pieces]))
+    for family in ("70", "74", "71"):
+        assert whole[f"violations_{family}"].sum() == 0
+    lapack = reference_singular_values(
+        unit_variance_matrices(3, "resnet_layer", 24, "gaussian", 0, 96) * weight_std(24, 2.0) + np.eye(24))
+    np.testing.assert_allclose(whole["s_min"][:, 2], lapack[:, -1], rtol=engine.TOLERANCE_S_MIN)
