@@ -72,9 +72,9 @@ def parse_point(text: str, study: str) -> dict:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from svperturb import io
+    from svperturb import io, parallel
     from svperturb.backend import select_backend
-    from svperturb.studies import block_size_for, get_study, simulate_range
+    from svperturb.studies import block_size_for, get_study
 
     study = get_study(args.study)
     point = parse_point(args.point, args.study)
@@ -97,6 +97,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if not 0 <= start < stop:
         raise ConfigError(f"--start/--stop: got [{start}, {stop}); allowed: 0 <= start < stop")
     point["seed"] = args.seed
+    here = parallel.world()
     backend = select_backend(args.backend)
     free = backend.xp.cuda.runtime.memGetInfo()[0] if backend.is_gpu else None
     block_size = args.block_size or block_size_for(args.study, point, args.memory_mb, free)
@@ -115,13 +116,23 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         "backend": backend.name,
         "device": backend.device,
         "hostname": socket.gethostname(),
+        "ranks": here.size,
+        # under SLURM: the job and the step (a number when srun started the ranks, else absent)
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID", ""),
+        "slurm_step_id": os.environ.get("SLURM_STEP_ID", ""),
         "command": " ".join(sys.argv),
         **{f"version_{k}": v for k, v in io.software_versions().items()},
     }
-    log.info("simulate %s %s samples [%d, %d) -> %s", args.study, attrs["point"], start, stop, args.output)
     n_spectra = max(0, min(args.keep_spectra, stop) - start)
+    if not here.is_root:  # rank 0 gathers and writes; the others compute their blocks
+        parallel.simulate_range_ranks(args.study, point, start, stop, block_size, backend.xp,
+                                      lambda *block: None, here)
+        return 0
+    log.info("simulate %s %s samples [%d, %d) on %d rank(s) -> %s", args.study, attrs["point"],
+             start, stop, here.size, args.output)
     with io.ShardWriter(args.output, attrs, stop - start, n_spectra) as writer:
-        simulate_range(args.study, point, start, stop, block_size, backend.xp, writer.write)
+        parallel.simulate_range_ranks(args.study, point, start, stop, block_size, backend.xp,
+                                      writer.write, here)
     log.info("wrote %s", args.output)
     return 0
 
@@ -319,15 +330,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _mpi_simulate(argv: list[str]) -> bool:
+    """A simulate started by an MPI launcher: its ranks share the cores, one BLAS thread each
+    (unless the user set SVPERTURB_BLAS_THREADS, then that many)."""
+    from svperturb.parallel import launched_by_mpi
+
+    return "simulate" in argv[:3] and launched_by_mpi()
+
+
 def _one_blas_thread() -> None:
     """One BLAS thread per process (set before NumPy loads): the engine's workers share the cores."""
+    threads = os.environ.get("SVPERTURB_BLAS_THREADS", "1")
     for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[variable] = "1"
+        os.environ[variable] = threads
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if "bench" in argv[:3] and "numpy" not in sys.modules:
+    if "numpy" not in sys.modules and ("bench" in argv[:3] or _mpi_simulate(argv)):
         _one_blas_thread()  # before anything loads NumPy (the parser does)
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
