@@ -1,6 +1,7 @@
 # svperturb: the two set-up commands (see README.md).
 #   make run    create .venv if missing, install, run the workflow on config/config.yaml
 #   make test   create .venv if missing, install, run the test suite
+#   make slurm  the same on a SLURM cluster (workflow/profiles/slurm; edit its SITE lines)
 # Variables: PYTHON (interpreter that creates the venv), CONFIG (workflow config), CORES, ARGS
 # (extra snakemake arguments), PYTEST_ARGS.
 
@@ -13,7 +14,7 @@ PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install dryrun clean-results
+.PHONY: run slurm test install dryrun clean-results
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +32,12 @@ run: $(STAMP)
 	$(BIN)/snakemake --workflow-profile workflow/profiles/default --configfile $(CONFIG) \
 		--cores $(CORES) $(ARGS)
 	@echo "report: $(CURDIR)/results/report/index.html"
+
+# On a SLURM cluster (edit the SITE lines of workflow/profiles/slurm/config.yaml first).
+slurm: $(STAMP)
+	$(BIN)/svperturb info --config $(CONFIG)
+	$(BIN)/snakemake $$($(BIN)/svperturb cluster-args --config $(CONFIG)) \
+		--workflow-profile workflow/profiles/slurm --configfile $(CONFIG) $(ARGS)
 
 dryrun: $(STAMP)
 	$(BIN)/snakemake --workflow-profile workflow/profiles/default --configfile $(CONFIG) -n $(ARGS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from svperturb.cli import main
@@ -47,3 +49,15 @@ def test_simulate_refuses_an_unknown_study(tmp_path, caplog):
                     "--stop", "4", "--seed", "1", "--output", str(tmp_path / "s.h5"))
     assert code == 2
     assert "resnet_layer" in err and "toy_network" in err
+
+
+def test_cluster_args_turn_group_size_into_group_components(tmp_path, capsys):
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).parent / "data" / "tiny.yaml").read_text())
+    path = tmp_path / "c.yaml"
+    for size, expected in ((1, ""), (20, "--group-components simulate=20")):
+        config["resources"] = {"group_size": size}
+        path.write_text(yaml.safe_dump(config))
+        assert main(["cluster-args", "--config", str(path)]) == 0
+        assert capsys.readouterr().out.strip() == expected

@@ -95,3 +95,24 @@ def test_slurm_run_with_mpi_ranks_equals_a_local_run(cluster, tmp_path):
         assert a.keys() == b.keys() and len(a) > 5
         for key in a:
             np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}: {key}")
+
+
+def test_group_size_bundles_simulate_jobs_into_cluster_jobs(tmp_path):
+    reason = ensure_slurm()
+    if reason:
+        pytest.skip(f"this machine cannot run SLURM: {reason}")
+    config = yaml.safe_load(TINY.read_text())
+    config["studies"] = {"resnet_layer": config["studies"]["resnet_layer"]}  # 16 simulate jobs
+    config["resources"] = {"group_size": 5}
+    path = tmp_path / "grouped.yaml"
+    path.write_text(yaml.safe_dump(config))
+    extra = subprocess.run([str(Path(sys.executable).parent / "svperturb"), "cluster-args", "--config",
+                            str(path)], capture_output=True, text=True, check=True).stdout.split()
+    assert extra == ["--group-components", "simulate=5"]
+    # (--group-components takes several values: it goes before the other options, as in `make slurm`)
+    result = run([*extra, "-n", "--executor", "slurm", "--jobs", "4", "--slurm-status-command", "squeue",
+                  "--configfile", str(path), "--directory", str(tmp_path / "run"),
+                  "results/resnet_layer.h5"], dict(os.environ))
+    log = result.stdout + result.stderr
+    assert log.count("Group job simulate") == 4  # 16 jobs in groups of 5, 5, 5, 1
+    assert log.count("rule simulate:") == 16

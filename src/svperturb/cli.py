@@ -223,6 +223,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cluster_arguments(config: dict) -> list[str]:
+    """Snakemake arguments that a config implies for cluster runs: the simulate group's size."""
+    size = config["resources"]["group_size"]
+    return [f"--group-components simulate={size}"] if size > 1 else []
+
+
+def cmd_cluster_args(args: argparse.Namespace) -> int:
+    from svperturb.config import load_config
+
+    print(" ".join(cluster_arguments(load_config(args.config))))
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from svperturb import io
     from svperturb.backend import select_backend
@@ -303,6 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--claims", required=True)
     p.add_argument("--output-dir", required=True)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("cluster-args", help="Snakemake arguments a config implies for cluster runs "
+                                            "(--group-components from resources.group_size)")
+    p.add_argument("--config", required=True)
+    p.set_defaults(func=cmd_cluster_args)
 
     p = sub.add_parser("bench", help="speed and accuracy of the spectra routes vs the naive library SVD")
     p.add_argument("--backend", choices=BACKENDS, default="auto")

@@ -20,11 +20,9 @@ RESOURCES = CONFIG["resources"]
 # ranks > 1: "<launcher> -n <ranks> svperturb simulate ..."; the launcher is resources.mpi, i.e.
 # the config's mpi_launcher (mpiexec) unless a profile's set-resources says otherwise (srun).
 LAUNCH = "{resources.mpi} -n {resources.tasks} " if RESOURCES["ranks"] > 1 else ""
-# Simulate jobs are grouped group_size at a time into one cluster job (local runs ignore groups);
-# a --group-components given on the command line or in a profile wins.
-if RESOURCES["group_size"] > 1 and "simulate" not in workflow.group_settings.group_components:
-    workflow.group_settings.group_components = workflow.group_settings.group_components.set(
-        "simulate", RESOURCES["group_size"])
+# Simulate jobs carry the group "simulate"; how many go into one cluster job is Snakemake's
+# --group-components simulate=N, which `svperturb cluster-args --config FILE` derives from the
+# config's resources.group_size (used by `make slurm`). Local runs ignore groups.
 # Rules call `svperturb` from the environment that runs Snakemake (the project's .venv or conda
 # env), found first on PATH even when that environment is not activated. The command text does
 # not contain the interpreter's path, so moving the checkout does not trigger reruns.
