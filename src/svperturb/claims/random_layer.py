@@ -73,7 +73,7 @@ def growth_bounds(results: Results, settings: FitSettings) -> Outcome:
     matrices = sum(len(p["s1_W"]) for p in points)
     skips = sorted({s for p in points for s in p.point["skip"]})
     return Outcome(
-        measured=f"{matrices:,} matrices W1, rho in {skips}, beyond 16 n eps rounding: " + "; ".join(parts),
+        measured=f"{matrices:,} matrices W1, rho in {skips}, beyond 16 n eps rounding (plus the proven error of the spectra engine's Gram route where it served): " + "; ".join(parts),
         verdict=combine_verdicts(verdicts),
         evidence={"matrices": matrices, "skip": skips, **evidence},
     )
