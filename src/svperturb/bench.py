@@ -97,8 +97,6 @@ def bench_routes(widths, xp: ModuleType, workers: int, repeats: int, scale: floa
         device = xp.asarray(host)
         checked = np.sort(rng.choice(count, size=min(CHECKED, count), replace=False))
         for name, (dtype, run) in methods(xp, workers).items():
-            if engine.xp_name(xp) == "numpy" and name.endswith(" threads") and workers <= 1:
-                continue
             seconds, (values, fallback) = timed(lambda run=run, device=device: run(device), xp, repeats)
             err_s1, err_min = relative_errors(to_host(values), host, checked)
             row = {"method": name, "n": n, "dtype": dtype, "matrices": count,
@@ -130,9 +128,7 @@ def bench_end_to_end(n: int, xp: ModuleType, workers: int, repeats: int, scale: 
     count = max(2, batch_size(n, scale) // len(rhos))
     w = xp.asarray(unit_variance_matrices(1, "bench", n, "gaussian", 0, count) * weight_std(n, 2.0))
     rows = []
-    for route, w_threads in (("naive", 1), ("auto", 1), ("auto", workers)):
-        if w_threads == 1 and route == "auto" and workers == 1 and rows and rows[-1]["route"] == "auto":
-            continue
+    for route, w_threads in [("naive", 1), ("auto", 1)] + ([("auto", workers)] if workers > 1 else []):
         seconds, _ = timed(lambda route=route, t=w_threads: resnet_layer_statistics(w, xp, rhos, route, t),
                            xp, repeats)
         rows.append({"route": route, "workers": w_threads, "n": n, "samples": count,

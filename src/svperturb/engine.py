@@ -84,47 +84,49 @@ def lapack_singular_values(a, xp: ModuleType = np):
     return xp.linalg.svd(a, compute_uv=False)
 
 
-def gram_error_bound(a, lambda_max, xp: ModuleType = np):
-    """delta of the module docstring: a bound on |lambda^_i - s_i(A)^2| for every i, per matrix."""
-    n = a.shape[-1]
-    gamma = n * EPS / (1 - n * EPS)
+def abs_norm_product(a, xp: ModuleType = np):
+    """||A||_1 ||A||_inf per matrix: a bound on ||(|A|^T |A|)||_2 and on lambda_1(A^T A)."""
     absolute = xp.abs(a)
-    norm_1 = absolute.sum(axis=-2).max(axis=-1)
-    norm_inf = absolute.sum(axis=-1).max(axis=-1)
-    return gamma * norm_1 * norm_inf + n * EPS * xp.abs(lambda_max)
+    return absolute.sum(axis=-2).max(axis=-1) * absolute.sum(axis=-1).max(axis=-1)
 
 
-def gram_can_certify_s1(a, xp: ModuleType = np):
-    """Whether the s_1 certificate can pass at all, before any eigensolver: with
-    ||A||_1 ||A||_inf >= lambda_1 >= (largest column norm)^2 in the bound of the docstring."""
-    n = a.shape[-1]
+def gram_error_bound(norm_product, lambda_max, n: int, xp: ModuleType = np):
+    """delta of the module docstring: a bound on |lambda^_i - s_i(A)^2| for every i, per matrix,
+    from abs_norm_product(A) and the computed largest eigenvalue."""
     gamma = n * EPS / (1 - n * EPS)
-    absolute = xp.abs(a)
-    product = absolute.sum(axis=-2).max(axis=-1) * absolute.sum(axis=-1).max(axis=-1)
+    return gamma * norm_product + n * EPS * xp.abs(lambda_max)
+
+
+def gram_can_certify_s1(a, norm_product, xp: ModuleType = np):
+    """Whether the s_1 certificate can pass at all, before any eigensolver: delta with
+    lambda_1 <= ||A||_1 ||A||_inf, against lambda_1 >= (largest column norm)^2."""
     lam_1_low = (a * a).sum(axis=-2).max(axis=-1)
-    delta_high = (gamma + n * EPS) * product
+    delta_high = gram_error_bound(norm_product, norm_product, a.shape[-1], xp)
     return delta_high <= TOLERANCE_S1 * (lam_1_low - delta_high)
 
 
-def gram_singular_values(a, xp: ModuleType = np):
+def gram_singular_values(a, norm_product, xp: ModuleType = np):
     """(values, certified, delta): singular values from the Gram matrix with structural zeros
     exact, whether each sample meets the contract, and its error bound delta on the squares
-    (module docstring). Values of uncertified samples are the Gram estimates; `singular_values`
-    replaces them."""
+    (module docstring; `norm_product` = abs_norm_product(a)). Values of uncertified samples are
+    the Gram estimates; `singular_values` replaces them."""
     n = a.shape[-1]
     zero_columns = xp.all(a == 0, axis=-2).sum(axis=-1)
     zero_rows = xp.all(a == 0, axis=-1).sum(axis=-1)
     transpose = xp.swapaxes(a, -1, -2)
     # the side with more zero lines makes every one of them a structural zero eigenvalue
     use_rows = zero_rows > zero_columns
-    gram = transpose @ a
     if bool(use_rows.any()):
-        rows = xp.nonzero(use_rows)[0]
+        gram = xp.empty_like(a)
+        rows, columns = xp.nonzero(use_rows)[0], xp.nonzero(~use_rows)[0]
         gram[rows] = a[rows] @ transpose[rows]
+        gram[columns] = transpose[columns] @ a[columns]
+    else:
+        gram = transpose @ a
     structural = xp.maximum(zero_rows, zero_columns)
     eigenvalues = xp.linalg.eigvalsh(gram)[:, ::-1]  # decreasing
-    delta = gram_error_bound(a, eigenvalues[:, 0], xp)
     lam_1 = eigenvalues[:, 0]
+    delta = gram_error_bound(norm_product, lam_1, n, xp)
     index = xp.arange(n)[None, :]
     last = n - 1 - structural  # position of the smallest non-structural eigenvalue
     lam_min = xp.take_along_axis(eigenvalues, xp.clip(last, 0, n - 1)[:, None], axis=1)[:, 0]
@@ -165,13 +167,18 @@ def singular_values(a, xp: ModuleType = np, route: str = "auto", workers: int = 
         return Spectrum(lapack_singular_values(a, xp), xp.zeros(len(a), dtype=bool), "lapack",
                         xp.zeros(len(a)))
     # samples whose s_1 the Gram route cannot certify whatever its eigenvalues (a priori, O(n^2))
-    hopeless = ~gram_can_certify_s1(a, xp)
+    norm_product = abs_norm_product(a, xp)
+    hopeless = ~gram_can_certify_s1(a, norm_product, xp)
     values = xp.empty(a.shape[:-1], dtype=xp.float64)
     square_error = xp.zeros(len(a))
     fallback = hopeless.copy()
-    if not bool(hopeless.all()):
+    if not bool(hopeless.any()):  # the usual case: no copy of the stack
+        values[...], certified, delta = gram_singular_values(a, norm_product, xp)
+        fallback = ~certified
+        square_error = xp.where(certified, delta, 0.0)
+    elif not bool(hopeless.all()):
         hopeful = xp.nonzero(~hopeless)[0]
-        gram_values, certified, delta = gram_singular_values(a[hopeful], xp)
+        gram_values, certified, delta = gram_singular_values(a[hopeful], norm_product[hopeful], xp)
         values[hopeful] = gram_values
         fallback[hopeful] = ~certified
         square_error[hopeful] = xp.where(certified, delta, 0.0)

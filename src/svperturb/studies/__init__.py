@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
+from svperturb.backend import to_host
 from svperturb.config import ConfigError
 from svperturb.ensembles import SEED_CHUNK
 
@@ -104,7 +105,7 @@ def simulate_range(
             log.warning("%s: out of memory on a block of %d samples (%s); retrying with blocks "
                         "of %d", name, block_stop - block_start, type(error).__name__, block_size)
             continue
-        sink(block_start - start, _to_host(per_sample, xp), _to_host(spectra, xp))
+        sink(block_start - start, _to_host(per_sample), _to_host(spectra))
         block_start = block_stop
         done = block_stop - start
         elapsed = time.perf_counter() - began
@@ -125,7 +126,5 @@ def _free_device_memory(xp: ModuleType) -> None:
         xp.get_default_memory_pool().free_all_blocks()
 
 
-def _to_host(arrays: Mapping[str, Any], xp: ModuleType) -> dict[str, Any]:
-    if xp.__name__ == "numpy":
-        return dict(arrays)
-    return {k: xp.asnumpy(v) for k, v in arrays.items()}
+def _to_host(arrays: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: to_host(v) for k, v in arrays.items()}
