@@ -46,3 +46,46 @@ def reference_symmetric_eigenvalues(stack: np.ndarray) -> np.ndarray:
     flat = stack.reshape(-1, *stack.shape[-2:])
     out = np.array([scipy.linalg.eigh(a + a.T, eigvals_only=True, driver="ev") for a in flat])
     return out.reshape(*stack.shape[:-2], stack.shape[-1])
+
+
+def simulate_study(directory, study: str, points: list[str], samples: int, *extra: str) -> None:
+    """Each Hive-style grid point of `study` simulated through the CLI (seed 5, NumPy, one shard
+    of `samples`), merged into directory/<study>.h5; `extra` (e.g. "--skip", "0", "1") goes to
+    every simulate."""
+    from svperturb.cli import main
+
+    shards = []
+    for i, point in enumerate(points):
+        shard = directory / "shards" / f"{study}-{i}.h5"
+        assert main(["simulate", "--study", study, "--point", point, "--start", "0", "--stop",
+                     str(samples), "--seed", "5", "--backend", "numpy", "--output", str(shard),
+                     *extra]) == 0
+        shards.append(str(shard))
+    assert main(["aggregate", "--study", study, "--samples", str(samples),
+                 "--output", str(directory / f"{study}.h5"), *shards]) == 0
+
+
+def tampered_copy(results_dir, tmp_path, study: str, changes: dict, where: str = "",
+                  every: bool = False):
+    """A copy of the merged results in tmp_path where `changes` {dataset: f(array)} edit the first
+    grid point whose path contains `where` (every such point with every=True); f returns the new
+    array, or None after editing its argument in place."""
+    import shutil
+
+    import h5py
+
+    from svperturb.claims import Results
+
+    for path in results_dir.glob("*.h5"):
+        shutil.copy(path, tmp_path / path.name)
+    with h5py.File(tmp_path / f"{study}.h5", "r+") as fh:
+        groups = []
+        fh.visititems(lambda name, obj: groups.append(name)
+                      if "point_json" in obj.attrs and where in name + "/" else None)
+        assert groups, f"no grid point of {study} matches {where!r}"
+        for group in groups if every else groups[:1]:
+            for dataset, change in changes.items():
+                values = fh[group][dataset][()]
+                new = change(values)
+                fh[group][dataset][...] = values if new is None else new
+    return Results(tmp_path)

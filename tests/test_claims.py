@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
-
-import h5py
 import pytest
 
+from conftest import simulate_study, tampered_copy
 from svperturb.claims import (
     CLAIMS,
     Results,
@@ -15,51 +13,23 @@ from svperturb.claims import (
     exceptional_events,
     growth_bounds,
 )
-from svperturb.cli import main
 from svperturb.fit import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, FitSettings
 
 SETTINGS = FitSettings(bootstrap=50, seed=1)
 SAMPLES = 200
 
 
-def _simulate(directory, study, points, skip=None):
-    shards = []
-    for i, point in enumerate(points):
-        shard = directory / "shards" / f"{study}-{i}.h5"
-        args = ["simulate", "--study", study, "--point", point, "--start", "0", "--stop", str(SAMPLES),
-                "--seed", "5", "--backend", "numpy", "--output", str(shard)]
-        if skip:
-            args += ["--skip", *map(str, skip)]
-        assert main(args) == 0
-        shards.append(str(shard))
-    assert main(["aggregate", "--study", study, "--samples", str(SAMPLES),
-                 "--output", str(directory / f"{study}.h5"), *shards]) == 0
-
-
 @pytest.fixture(scope="module")
 def results_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("results")
     widths = (5, 8, 12, 16)
-    _simulate(directory, "resnet_layer",
-              [f"distribution=gaussian/width={n}/weight_scale=2" for n in widths], skip=[0, 0.5, 1])
-    _simulate(directory, "convnet_vs_resnet",
-              [f"distribution=gaussian/width={n}/weight_scale=2/activation_slope=-1/activity=0.5"
-               for n in widths], skip=[0, 1])
+    simulate_study(directory, "resnet_layer",
+                   [f"distribution=gaussian/width={n}/weight_scale=2" for n in widths], SAMPLES,
+                   "--skip", "0", "0.5", "1")
+    simulate_study(directory, "convnet_vs_resnet",
+                   [f"distribution=gaussian/width={n}/weight_scale=2/activation_slope=-1/activity=0.5"
+                    for n in widths], SAMPLES, "--skip", "0", "1")
     return directory
-
-
-def _tampered(results_dir, tmp_path, study, dataset, change):
-    """A copy of the results in which `change(array)` edits one dataset of the first grid point."""
-    for path in results_dir.glob("*.h5"):
-        shutil.copy(path, tmp_path / path.name)
-    with h5py.File(tmp_path / f"{study}.h5", "r+") as fh:
-        first = []
-        fh.visititems(lambda name, obj: first.append(name) if "point_json" in obj.attrs else None)
-        data = fh[first[0]][dataset]
-        values = data[()]
-        change(values)
-        data[...] = values
-    return Results(tmp_path)
 
 
 def test_growth_bounds_hold_on_every_simulated_sample(results_dir):
@@ -73,7 +43,7 @@ def test_one_violation_of_a_growth_bound_makes_claim_1_not_reproduced(results_di
     def one_violation(counts):
         counts[17, 1] = 1
 
-    outcome = growth_bounds(_tampered(results_dir, tmp_path, "resnet_layer", "violations_74", one_violation),
+    outcome = growth_bounds(tampered_copy(results_dir, tmp_path, "resnet_layer", {"violations_74": one_violation}),
                             SETTINGS)
     assert outcome.verdict == NOT_REPRODUCED
     assert outcome.evidence["74"]["violations"] == 1
@@ -85,7 +55,7 @@ def test_frequent_exceptional_events_make_claim_7_not_reproduced(results_dir, tm
     def half_below_minus_one(tau_low):
         tau_low[::2] = -1.5
 
-    outcome = exceptional_events(_tampered(results_dir, tmp_path, "resnet_layer", "tau_low", half_below_minus_one),
+    outcome = exceptional_events(tampered_copy(results_dir, tmp_path, "resnet_layer", {"tau_low": half_below_minus_one}),
                                  SETTINGS)
     assert outcome.verdict == NOT_REPRODUCED
 
@@ -96,7 +66,7 @@ def test_absolute_value_identity_holds_and_a_broken_law_is_detected(results_dir,
     def doubled(kappa):
         kappa *= 2
 
-    broken = _tampered(results_dir, tmp_path, "resnet_layer", "kappa", doubled)
+    broken = tampered_copy(results_dir, tmp_path, "resnet_layer", {"kappa": doubled})
     assert absolute_value_patterns(broken, SETTINGS).verdict == NOT_REPRODUCED
 
 

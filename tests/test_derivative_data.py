@@ -4,14 +4,11 @@ the claims' verdicts on real (small) simulations and on data made to break them.
 
 from __future__ import annotations
 
-import shutil
-
-import h5py
 import numpy as np
 import pytest
 import scipy.linalg
 
-from conftest import reference_singular_values
+from conftest import reference_singular_values, simulate_study, tampered_copy
 from svperturb.bounds import (
     batch_condition_bound,
     batch_singular_value_lower_bound,
@@ -19,7 +16,6 @@ from svperturb.bounds import (
 )
 from svperturb.claims import Results
 from svperturb.claims.derivative_data import CLAIMS, data_factor, derivative
-from svperturb.cli import main
 from svperturb.figures.derivative_data import FIGURES
 from svperturb.fit import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, FitSettings
 from svperturb.perturbation import (
@@ -272,41 +268,16 @@ def test_batches_are_nested():
 # Claims and figures on real (small) simulations
 
 
-def _simulate(directory, study, points, samples, skip):
-    shards = []
-    for i, point in enumerate(points):
-        shard = directory / "shards" / f"{study}-{i}.h5"
-        assert main(["simulate", "--study", study, "--point", point, "--start", "0", "--stop", str(samples),
-                     "--seed", "5", "--backend", "numpy", "--output", str(shard),
-                     "--skip", *map(str, skip)]) == 0
-        shards.append(str(shard))
-    assert main(["aggregate", "--study", study, "--samples", str(samples),
-                 "--output", str(directory / f"{study}.h5"), *shards]) == 0
-
-
 @pytest.fixture(scope="module")
 def results_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("derivative_data")
-    _simulate(directory, "derivative", [f"distribution=gaussian/width={n}/weight_scale=2" for n in (4, 8)],
-              100, [0, 0.5, 1])
-    _simulate(directory, "data_factor",
-              [f"distribution=gaussian/width=3/weight_scale=2/activation_slope={eta}/activity=0.5/batch_size={g}"
-               for eta in (0, 0.1) for g in (1, 4)], 64, [0, 1])
+    simulate_study(directory, "derivative",
+                   [f"distribution=gaussian/width={n}/weight_scale=2" for n in (4, 8)], 100,
+                   "--skip", "0", "0.5", "1")
+    simulate_study(directory, "data_factor",
+                   [f"distribution=gaussian/width=3/weight_scale=2/activation_slope={eta}/activity=0.5/"
+                    f"batch_size={g}" for eta in (0, 0.1) for g in (1, 4)], 64, "--skip", "0", "1")
     return directory
-
-
-def _tampered(results_dir, tmp_path, study, changes):
-    """A copy of the results where `changes` {dataset: function(array) -> array} edit every grid point."""
-    for path in results_dir.glob("*.h5"):
-        shutil.copy(path, tmp_path / path.name)
-    with h5py.File(tmp_path / f"{study}.h5", "r+") as fh:
-        groups = []
-        fh.visititems(lambda name, obj: groups.append(name) if "point_json" in obj.attrs else None)
-        for group in groups:
-            for dataset, change in changes.items():
-                data = fh[group][dataset]
-                data[...] = change(data[()])
-    return Results(tmp_path)
 
 
 def test_claim_13_reproduced_on_simulated_derivatives(results_dir):
@@ -321,7 +292,8 @@ def test_claim_13_not_reproduced_when_a_derivative_disagrees(results_dir, tmp_pa
         x = x.copy()
         x[0, 0] = 1
         return x
-    outcome = derivative(_tampered(results_dir, tmp_path, "derivative", {"violations_66": one_violation}),
+    outcome = derivative(tampered_copy(results_dir, tmp_path, "derivative",
+                                       {"violations_66": one_violation}, every=True),
                          SETTINGS)
     assert outcome.verdict == NOT_REPRODUCED
 
@@ -330,7 +302,7 @@ def test_claim_13_inconclusive_when_nothing_is_isolated(results_dir, tmp_path):
     zero = {name: np.zeros_like for name in ("checked", "violations_66", "violations_65")}
     nan = {name: (lambda x: np.full_like(x, np.nan)) for name in ("error_66", "error_65", "max_ratio_66",
                                                                     "max_ratio_65")}
-    outcome = derivative(_tampered(results_dir, tmp_path, "derivative", {**zero, **nan}), SETTINGS)
+    outcome = derivative(tampered_copy(results_dir, tmp_path, "derivative", {**zero, **nan}, every=True), SETTINGS)
     assert outcome.verdict == INCONCLUSIVE
 
 
@@ -345,14 +317,15 @@ def test_claim_14_not_reproduced_because_identity_50_fails(results_dir):
 
 def test_claim_14_judged_by_the_bounds_if_50_held(results_dir, tmp_path):
     holds = {name: np.zeros_like for name in ("violations_50", "violations_56")}
-    results = _tampered(results_dir, tmp_path, "data_factor", holds)
+    results = tampered_copy(results_dir, tmp_path, "data_factor", holds, every=True)
     assert data_factor(results, SETTINGS).verdict == REPRODUCED
 
     def one_violation(x):
         x = x.copy()
         x[0, 0] = 1
         return x
-    broken = _tampered(results_dir, tmp_path, "data_factor", {**holds, "violations_57": one_violation})
+    broken = tampered_copy(results_dir, tmp_path, "data_factor",
+                           {**holds, "violations_57": one_violation}, every=True)
     outcome = data_factor(broken, SETTINGS)
     assert outcome.verdict == NOT_REPRODUCED and outcome.evidence["verdicts"]["57"] == NOT_REPRODUCED
 

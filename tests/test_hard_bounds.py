@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from conftest import reference_singular_values
+from conftest import reference_singular_values, simulate_study
 from svperturb import bounds
 from svperturb.bounds import (
     condition_bound_hard,
@@ -30,7 +30,6 @@ from svperturb.bounds import (
 )
 from svperturb.claims.common import Results
 from svperturb.claims.hard_bounds import COUNTEREXAMPLE, hard_bounds_claim
-from svperturb.cli import main
 from svperturb.ensembles import SEED_CHUNK, WEIGHT_PATTERNS, bounded_unit_matrices
 from svperturb.fit import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, FitSettings
 from svperturb.studies import hard_bounds as study
@@ -277,17 +276,6 @@ def test_adversarial_patterns_attain_the_bounds():
 # --- the claim ------------------------------------------------------------------------------------
 
 
-def _simulate(directory, points, samples=200):
-    shards = []
-    for i, text in enumerate(points):
-        shard = directory / "shards" / f"hb-{i}.h5"
-        assert main(["simulate", "--study", "hard_bounds", "--point", text, "--start", "0", "--stop",
-                     str(samples), "--seed", "5", "--backend", "numpy", "--output", str(shard)]) == 0
-        shards.append(str(shard))
-    assert main(["aggregate", "--study", "hard_bounds", "--samples", str(samples), "--output",
-                 str(directory / "hard_bounds.h5"), *shards]) == 0
-
-
 def _grid(etas=(-1, 0, 0.9), bounds_=(0.04, 0.9), patterns=("uniform", "rank_one")):
     return [f"width=5/entry_bound={e}/weight_pattern={pat}/depth=1/activation_slope={eta}/activity=0.2"
             for e in bounds_ for pat in patterns for eta in etas]
@@ -296,7 +284,7 @@ def _grid(etas=(-1, 0, 0.9), bounds_=(0.04, 0.9), patterns=("uniform", "rank_one
 @pytest.fixture(scope="module")
 def results_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("hard_bounds")
-    _simulate(directory, _grid())
+    simulate_study(directory, "hard_bounds", _grid(), 200)
     return directory
 
 
@@ -317,7 +305,7 @@ def test_claim_is_reproduced_on_real_simulations(results_dir):
 
 
 def test_claim_is_inconclusive_where_a_bound_never_applies(tmp_path):
-    _simulate(tmp_path, _grid(etas=(-1,), bounds_=(0.9,), patterns=("uniform",)), samples=64)
+    simulate_study(tmp_path, "hard_bounds", _grid(etas=(-1,), bounds_=(0.9,), patterns=("uniform",)), 64)
     outcome = hard_bounds_claim(Results(tmp_path), SETTINGS)
     assert outcome.verdict == INCONCLUSIVE
     assert "Theorem 32 (100): never applicable on this grid" in outcome.measured
@@ -328,7 +316,7 @@ def test_claim_is_not_reproduced_on_a_real_violation_and_saves_its_matrices(tmp_
     # A bound made too strong (kappa <= 1) is violated by every matrix that is not orthogonal: the
     # pipeline must report it, name where, and store matrices that reproduce the violation.
     monkeypatch.setattr(study, "condition_bound_hard", lambda c, n: np.float64(1.0))
-    _simulate(tmp_path, _grid(etas=(0,), bounds_=(0.3,), patterns=("uniform",)), samples=64)
+    simulate_study(tmp_path, "hard_bounds", _grid(etas=(0,), bounds_=(0.3,), patterns=("uniform",)), 64)
     outcome = hard_bounds_claim(Results(tmp_path), SETTINGS)
     assert outcome.verdict == NOT_REPRODUCED
     assert "first violation: Lemma 29 (87)" in outcome.measured and "sample 0" in outcome.measured

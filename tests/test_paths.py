@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-
-import h5py
 import numpy as np
 import pytest
 import scipy.linalg
 
-from conftest import reference_singular_values
+from conftest import reference_singular_values, simulate_study, tampered_copy
 from svperturb.claims import Results
 from svperturb.claims import paths as claims_paths
 from svperturb.claims.paths import (
@@ -20,7 +17,6 @@ from svperturb.claims.paths import (
     non_increasing,
     toy_network,
 )
-from svperturb.cli import main
 from svperturb.config import skip_path
 from svperturb.ensembles import unit_variance_matrices
 from svperturb.figures.paths import FIGURES
@@ -263,34 +259,15 @@ def test_figure_2a_paths_are_the_closed_form():
 # Claims and figures on real (small) simulations
 
 
-def _simulate(directory, study, point, samples, skip):
-    shard = directory / "shards" / f"{study}.h5"
-    assert main(["simulate", "--study", study, "--point", point, "--start", "0", "--stop", str(samples),
-                 "--seed", "5", "--backend", "numpy", "--output", str(shard),
-                 "--skip", *map(str, skip)]) == 0
-    assert main(["aggregate", "--study", study, "--samples", str(samples),
-                 "--output", str(directory / f"{study}.h5"), str(shard)]) == 0
-
-
 @pytest.fixture(scope="module")
 def results_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("paths")
     # 3000 paths on a coarse grid: enough for a Clopper-Pearson upper bound below 1e-3 at 0 events
-    _simulate(directory, "rho_paths", "distribution=gaussian/width=15", 3000, skip_path(26))
-    _simulate(directory, "toy_network", "width=6/activation_slope=0.1", 300, skip_path(51))
+    simulate_study(directory, "rho_paths", ["distribution=gaussian/width=15"], 3000,
+                   "--skip", *map(str, skip_path(26)))
+    simulate_study(directory, "toy_network", ["width=6/activation_slope=0.1"], 300,
+                   "--skip", *map(str, skip_path(51)))
     return directory
-
-
-def _tampered(results_dir, tmp_path, study, dataset, change):
-    for path in results_dir.glob("*.h5"):
-        shutil.copy(path, tmp_path / path.name)
-    with h5py.File(tmp_path / f"{study}.h5", "r+") as fh:
-        groups = []
-        fh.visititems(lambda name, obj: groups.append(name) if "point_json" in obj.attrs else None)
-        data = fh[groups[0]][dataset]
-        values = data[()]
-        data[...] = change(values)
-    return Results(tmp_path)
 
 
 def test_claim_15_reproduced_on_simulated_paths(results_dir):
@@ -301,7 +278,7 @@ def test_claim_15_reproduced_on_simulated_paths(results_dir):
 
 
 def test_claim_15_not_reproduced_without_multiple_extrema(results_dir, tmp_path):
-    results = _tampered(results_dir, tmp_path, "rho_paths", "two_isolated_extrema", np.zeros_like)
+    results = tampered_copy(results_dir, tmp_path, "rho_paths", {"two_isolated_extrema": np.zeros_like})
     outcome = figure_2(results, SETTINGS)
     assert outcome.verdict == NOT_REPRODUCED
     assert outcome.evidence["verdicts"] == {"a": REPRODUCED, "b": NOT_REPRODUCED}
@@ -325,7 +302,7 @@ def test_claim_16_reproduced_when_kappa_decreases(results_dir, tmp_path):
     def decreasing(kappa):
         return -np.sort(-kappa, axis=1)
 
-    results = _tampered(results_dir, tmp_path, "toy_network", "kappa_Q", decreasing)
+    results = tampered_copy(results_dir, tmp_path, "toy_network", {"kappa_Q": decreasing})
     assert non_increasing(results.points("toy_network")[0]["kappa_Q"]).all()
     assert toy_network(results, SETTINGS).verdict == REPRODUCED
 
@@ -333,8 +310,10 @@ def test_claim_16_reproduced_when_kappa_decreases(results_dir, tmp_path):
 def test_claim_16_inconclusive_on_eight_realisations(tmp_path):
     simulated, tampered = tmp_path / "simulated", tmp_path / "tampered"
     tampered.mkdir()
-    _simulate(simulated, "toy_network", "width=6/activation_slope=0.1", 8, skip_path(11))
-    results = _tampered(simulated, tampered, "toy_network", "kappa_Q", lambda k: -np.sort(-k, axis=1))
+    simulate_study(simulated, "toy_network", ["width=6/activation_slope=0.1"], 8,
+                   "--skip", *map(str, skip_path(11)))
+    results = tampered_copy(simulated, tampered, "toy_network",
+                            {"kappa_Q": lambda k: -np.sort(-k, axis=1)})
     outcome = toy_network(results, SETTINGS)
     assert outcome.verdict == INCONCLUSIVE  # 8 of 8 monotone: CP lower bound 0.05^(1/8) = 0.69 < 0.95
 

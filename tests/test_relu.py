@@ -6,16 +6,14 @@ real and tampered data."""
 from __future__ import annotations
 
 import math
-import shutil
 from functools import reduce
 
-import h5py
 import matplotlib.figure
 import numpy as np
 import pytest
 import scipy.linalg
 
-from conftest import reference_singular_values
+from conftest import reference_singular_values, simulate_study, tampered_copy
 from svperturb import bounds
 from svperturb.claims.common import Results
 from svperturb.claims.relu import (
@@ -25,7 +23,6 @@ from svperturb.claims.relu import (
     relu_shrinks,
     samples_needed,
 )
-from svperturb.cli import main
 from svperturb.ensembles import (
     activation_pattern,
     active_count,
@@ -276,17 +273,6 @@ def test_depth_does_not_depend_on_the_split():
 # claims 11, 12, depth summary and figures on real (small) simulations
 
 
-def _simulate(directory, study, points, samples, inner):
-    shards = []
-    for i, point in enumerate(points):
-        shard = directory / "shards" / f"{study}-{i}.h5"
-        assert main(["simulate", "--study", study, "--point", point, "--start", "0", "--stop", str(samples),
-                     "--seed", "5", "--backend", "numpy", "--output", str(shard), *inner]) == 0
-        shards.append(str(shard))
-    assert main(["aggregate", "--study", study, "--samples", str(samples),
-                 "--output", str(directory / f"{study}.h5"), *shards]) == 0
-
-
 THETA = 4.1
 ENOUGH = samples_needed(THETA, 0.95) + 100  # zero failures reach the guarantee
 
@@ -294,26 +280,13 @@ ENOUGH = samples_needed(THETA, 0.95) + 100  # zero failures reach the guarantee
 @pytest.fixture(scope="module")
 def results_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("relu")
-    _simulate(directory, "relu_layer",
-              [f"distribution=gaussian/width=8/weight_scale=50/activation_slope={eta}/activity=0.25"
-               for eta in (0, 0.1)], ENOUGH, ["--skip", "0", "1", "--theta", str(THETA)])
-    _simulate(directory, "depth",
-              [f"distribution=gaussian/width=6/weight_scale=2/activation_slope=0/activity=0.5/depth={p}"
-               for p in (1, 2)], 300, ["--skip", "0", "1"])
+    simulate_study(directory, "relu_layer",
+                   [f"distribution=gaussian/width=8/weight_scale=50/activation_slope={eta}/activity=0.25"
+                    for eta in (0, 0.1)], ENOUGH, "--skip", "0", "1", "--theta", str(THETA))
+    simulate_study(directory, "depth",
+                   [f"distribution=gaussian/width=6/weight_scale=2/activation_slope=0/activity=0.5/depth={p}"
+                    for p in (1, 2)], 300, "--skip", "0", "1")
     return directory
-
-
-def _tampered(results_dir, tmp_path, dataset, change, eta=0.0):
-    for path in results_dir.glob("*.h5"):
-        shutil.copy(path, tmp_path / path.name)
-    with h5py.File(tmp_path / "relu_layer.h5", "r+") as fh:
-        groups = []
-        fh.visititems(lambda name, obj: groups.append(obj) if "point_json" in obj.attrs else None)
-        group = next(g for g in groups if f"activation_slope={eta:g}/" in g.name + "/")
-        values = group[dataset][()]
-        change(values)
-        group[dataset][...] = values
-    return Results(tmp_path)
 
 
 def test_samples_needed_is_the_smallest_sufficient_count():
@@ -335,8 +308,9 @@ def test_claims_are_reproduced_on_simulated_data(results_dir):
 
 
 def test_too_few_samples_leave_claim_11_inconclusive(results_dir, tmp_path):
-    _simulate(tmp_path, "relu_layer", ["distribution=gaussian/width=8/weight_scale=50/activation_slope=0/activity=0.25"],
-              300, ["--skip", "0", "1", "--theta", str(THETA)])
+    simulate_study(tmp_path, "relu_layer",
+                   ["distribution=gaussian/width=8/weight_scale=50/activation_slope=0/activity=0.25"],
+                   300, "--skip", "0", "1", "--theta", str(THETA))
     assert relu_random_weights(Results(tmp_path), SETTINGS).verdict == INCONCLUSIVE
 
 
@@ -344,7 +318,9 @@ def test_frequent_failures_make_claim_11_not_reproduced(results_dir, tmp_path):
     def fail_one_percent(holds):
         holds[:: 100, 0] = 0
 
-    outcome = relu_random_weights(_tampered(results_dir, tmp_path, "holds_151", fail_one_percent), SETTINGS)
+    outcome = relu_random_weights(
+        tampered_copy(results_dir, tmp_path, "relu_layer", {"holds_151": fail_one_percent},
+                      where="activation_slope=0/"), SETTINGS)
     assert outcome.verdict == NOT_REPRODUCED
     assert [c["verdict"] for c in outcome.fits["cells"] if c["bound"] == "151"] == [NOT_REPRODUCED]
 
@@ -355,7 +331,9 @@ def test_one_violation_makes_claim_12_not_reproduced(results_dir, tmp_path, data
     def spoil(values):
         values[7, 1] = value
 
-    assert relu_shrinks(_tampered(results_dir, tmp_path, dataset, spoil, eta), SETTINGS).verdict == NOT_REPRODUCED
+    broken = tampered_copy(results_dir, tmp_path, "relu_layer", {dataset: spoil},
+                           where=f"activation_slope={eta:g}/")
+    assert relu_shrinks(broken, SETTINGS).verdict == NOT_REPRODUCED
 
 
 def test_depth_summary(results_dir):
