@@ -77,22 +77,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from svperturb.studies import block_size_for, get_study
 
     study = get_study(args.study)
-    point = parse_point(args.point, args.study)
-    for axis in INNER_AXES:
-        values = getattr(args, axis)
-        if axis not in study.INNER:
-            if values:
-                raise ConfigError(f"--{axis}: study {args.study} has no inner axis {axis}; "
-                                  f"its inner axes: {', '.join(study.INNER) or 'none'}")
-            continue
-        if not values:
-            raise ConfigError(f"--{axis}: study {args.study} needs the list of {axis} values")
-        point[axis] = sorted(set(values))
-    if "skip" in study.INNER and (any(not 0 <= rho <= 1 for rho in point["skip"])
-                                  or not {0.0, 1.0} <= set(point["skip"])):
-        raise ConfigError(f"--skip: got {args.skip}; allowed: values in [0, 1] including 0 and 1")
-    if "theta" in study.INNER and any(t <= 0 for t in point["theta"]):
-        raise ConfigError(f"--theta: got {args.theta}; allowed: values > 0")
+    point = {**parse_point(args.point, args.study), **inner_values(args, args.study)}
     start, stop = args.start, args.stop
     if not 0 <= start < stop:
         raise ConfigError(f"--start/--stop: got [{start}, {stop}); allowed: 0 <= start < stop")
@@ -144,10 +129,42 @@ def _axis_summary(values: list) -> str:
     return f"{len(values)} values in [{min(values):g}, {max(values):g}]"
 
 
+def inner_values(args: argparse.Namespace, study_name: str) -> dict[str, list[float]]:
+    """The inner axes of `study_name` from --skip / --theta, checked (simulate and aggregate)."""
+    from svperturb.studies import get_study
+
+    study = get_study(study_name)
+    inner = {}
+    for axis in INNER_AXES:
+        values = getattr(args, axis)
+        if axis not in study.INNER:
+            if values:
+                raise ConfigError(f"--{axis}: study {study_name} has no inner axis {axis}; "
+                                  f"its inner axes: {', '.join(study.INNER) or 'none'}")
+            continue
+        if not values:
+            raise ConfigError(f"--{axis}: study {study_name} needs the list of {axis} values")
+        inner[axis] = sorted(set(values))
+    if "skip" in inner and (any(not 0 <= rho <= 1 for rho in inner["skip"])
+                            or not {0.0, 1.0} <= set(inner["skip"])):
+        raise ConfigError(f"--skip: got {args.skip}; allowed: values in [0, 1] including 0 and 1")
+    if "theta" in inner and any(t <= 0 for t in inner["theta"]):
+        raise ConfigError(f"--theta: got {args.theta}; allowed: values > 0")
+    return inner
+
+
 def cmd_aggregate(args: argparse.Namespace) -> int:
     from svperturb import io
 
-    merged = io.merge_shards(args.study, args.shards, args.samples, args.output)
+    expected = None
+    if args.seed is not None:  # the settings every shard must have been computed with
+        inner = inner_values(args, args.study)
+
+        def expected(path: str) -> dict:
+            return {**parse_point(path, args.study), **inner, "seed": args.seed}
+
+    merged = io.merge_shards(args.study, args.shards, args.samples, args.output, expected,
+                             force=args.force)
     log.info("merged %d shards into %s: %d grid points x %d samples",
              len(args.shards), args.output, len(merged), args.samples)
     return 0
@@ -294,6 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", required=True)
     p.add_argument("--samples", type=int, required=True, help="samples expected per grid point")
     p.add_argument("--output", required=True)
+    p.add_argument("--seed", type=int,
+                   help="root seed of the config: every shard must match it and the inner axes")
+    p.add_argument("--skip", type=float, nargs="+", help="skip coefficients of the config (inner axis)")
+    p.add_argument("--theta", type=float, nargs="+", help="theta values of the config (inner axis)")
+    p.add_argument("--force", action="store_true",
+                   help="merge shards written by another svperturb version (the report flags it)")
     p.add_argument("shards", nargs="+")
     p.set_defaults(func=cmd_aggregate)
 
@@ -370,10 +393,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     from svperturb.backend import BackendError
-    from svperturb.io import ShardError
+    from svperturb.io import OutputError, ShardError
 
     try:
         return args.func(args)
-    except (BackendError, ConfigError, ShardError) as exc:
+    except (BackendError, ConfigError, ShardError, OutputError) as exc:
         log.error("%s", exc)
         return 2

@@ -8,18 +8,25 @@ Merged `results/<study>.h5`: one group per grid point, named by its path
 (`distribution=gaussian/width=100/...`), holding the concatenated datasets and the point's attrs.
 
 A shard exists complete or not at all: it is written to a temporary file beside the target,
-flushed, fsync'ed, and renamed over it.
+flushed, fsync'ed, and renamed over it; a failed write (full disk, quota, I/O error) removes the
+temporary file and raises OutputError naming the path. Temporary files left by a killed job are
+removed when the job reruns.
+
+Every shard carries the per-sample dataset `fault` (studies.FAULT_*): merging refuses a NaN or an
+infinity in a study's FINITE datasets outside the samples flagged there, and PointData leaves the
+flagged samples out of every array it returns.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import platform
 import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,11 +37,23 @@ import numpy as np
 
 from svperturb import __version__
 
-FORMAT_VERSION = 1  # bump when the meaning of stored data changes
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 2  # bump when the meaning of stored data changes (2: the per-sample `fault`)
 
 
 class ShardError(RuntimeError):
     """A shard that cannot be merged; the message names it and how to regenerate it."""
+
+
+class OutputError(OSError):
+    """An output that could not be written (full disk, quota, permissions); names the path.
+    Nothing partial is left at the path."""
+
+
+def regenerate_command(shard: str | Path) -> str:
+    """What a researcher runs to recompute one shard: remove it, run the workflow again."""
+    return f"rm '{shard}' && make run (with your CONFIG=...), or snakemake --forcerun '{shard}'"
 
 
 def software_versions() -> dict[str, str]:
@@ -71,6 +90,21 @@ def _atomic_target(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
 
 
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete the temporary files of `path` left by killed writers (the workflow runs one job per
+    output at a time, so any other writer of `path` is dead)."""
+    removed = []
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):
+        stale.unlink(missing_ok=True)
+        removed.append(stale)
+    return removed
+
+
+def _write_failed(path: Path, exc: BaseException) -> OutputError:
+    return OutputError(f"cannot write {path}: {type(exc).__name__}: {exc} (full disk, quota or "
+                       "permissions?); nothing was written there, and any earlier file is intact")
+
+
 class ShardWriter:
     """Write one shard block by block (memory bounded by the block), then publish it atomically.
 
@@ -82,20 +116,38 @@ class ShardWriter:
         self.path = Path(path)
         self.n_samples = n_samples
         self.n_spectra = n_spectra
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = _atomic_target(self.path)
-        self.file = h5py.File(self.tmp, "w")
         self.started = time.perf_counter()
+        self.fault_count = 0
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            for stale in remove_stale_temporaries(self.path):
+                log.info("removed %s, left by an interrupted writer", stale)
+            self.file = h5py.File(self.tmp, "w")
+        except OSError as exc:
+            self.tmp.unlink(missing_ok=True)
+            raise _write_failed(self.path, exc) from exc
         try:
             for key, value in attrs.items():
                 self.file.attrs[key] = value
-        except BaseException:  # __exit__ never runs for a failed __init__: clean up here
+        except BaseException as exc:  # __exit__ never runs for a failed __init__: clean up here
             self.file.close()
             self.tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise _write_failed(self.path, exc) from exc
             raise
 
     def write(self, offset: int, per_sample: Mapping[str, np.ndarray], spectra: Mapping[str, np.ndarray]):
         """Store a block whose first sample is `offset` samples into the shard."""
+        try:
+            self._write(offset, per_sample, spectra)
+        except OSError as exc:
+            raise _write_failed(self.path, exc) from exc
+
+    def _write(self, offset: int, per_sample: Mapping[str, np.ndarray],
+               spectra: Mapping[str, np.ndarray]) -> None:
+        if "fault" in per_sample:
+            self.fault_count += int(np.count_nonzero(per_sample["fault"]))
         for name, values in per_sample.items():
             if name not in self.file:
                 self.file.create_dataset(name, (self.n_samples, *values.shape[1:]), dtype=values.dtype)
@@ -115,21 +167,29 @@ class ShardWriter:
         try:
             if exc_type is None:
                 self.file.attrs["wall_seconds"] = time.perf_counter() - self.started
+                self.file.attrs["fault_count"] = self.fault_count
                 self.file.attrs["created"] = datetime.now(UTC).isoformat(timespec="seconds")
                 self.file.flush()
-                fd = self.file.id.get_vfd_handle()
-                os.fsync(fd)
+                os.fsync(self.file.id.get_vfd_handle())
             self.file.close()
             if exc_type is None:
-                os.replace(self.tmp, self.path)
-                dir_fd = os.open(self.path.parent, os.O_RDONLY)
-                try:
-                    os.fsync(dir_fd)
-                finally:
-                    os.close(dir_fd)
+                _publish(self.tmp, self.path)
+        except OSError as error:
+            if exc_type is None:
+                raise _write_failed(self.path, error) from error
         finally:
             if self.tmp.exists():
                 self.tmp.unlink()
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    """Rename a complete temporary file over `path` and make the rename durable."""
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def read_attrs(path: str | Path) -> dict[str, Any]:
@@ -151,35 +211,31 @@ REQUIRED_SHARD_ATTRS = ("study", "point", "sample_start", "sample_stop", "data_h
 
 
 def merge_shards(study: str, shards: list[str | Path], samples: int, output: str | Path,
-                 regenerate_hint: str = "snakemake --forcerun") -> dict[str, int]:
+                 expected_point: Callable[[str], dict] | None = None,
+                 force: bool = False) -> dict[str, int]:
     """Validate and merge shards into `output` (atomic). Returns samples merged per point.
 
-    Each point's shards must cover samples [0, `samples`) exactly once and share one data hash.
+    Refused, with a ShardError naming the shard and how to regenerate it: an unreadable or
+    truncated file, another study, data format or svperturb version (the version: unless `force`,
+    which records the mismatch in the merged point for the report to flag), settings other than
+    `expected_point(point path)` (grid point with its inner axes and seed), samples that do not
+    cover [0, `samples`) exactly once, datasets of the wrong length, and a NaN or an infinity in a
+    FINITE dataset of the study outside the samples its `fault` dataset flags.
     """
+    from svperturb.studies import get_study
+
+    finite = get_study(study).FINITE
     by_point: dict[str, list[tuple[int, int, Path, dict]]] = {}
     for shard in map(Path, shards):
-        try:
-            attrs = read_attrs(shard)
-        except (OSError, KeyError) as exc:
-            raise ShardError(f"{shard}: unreadable HDF5 shard ({exc}); regenerate it with "
-                             f"`{regenerate_hint} {shard}`") from None
-        missing = [k for k in REQUIRED_SHARD_ATTRS if k not in attrs]
-        if missing:
-            raise ShardError(f"{shard}: missing attributes {missing}; regenerate it with "
-                             f"`{regenerate_hint} {shard}`")
-        if attrs["study"] != study:
-            raise ShardError(f"{shard}: belongs to study {attrs['study']!r}, not {study!r}")
-        if attrs["format_version"] != FORMAT_VERSION:
-            raise ShardError(f"{shard}: data format {attrs['format_version']}, this code reads "
-                             f"{FORMAT_VERSION}; regenerate it with `{regenerate_hint} {shard}`")
+        attrs = _shard_attrs(shard, study, samples, expected_point, force)
         by_point.setdefault(attrs["point"], []).append(
             (attrs["sample_start"], attrs["sample_stop"], shard, attrs))
 
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
     tmp = _atomic_target(output)
     merged = {}
     try:
+        output.parent.mkdir(parents=True, exist_ok=True)
         with h5py.File(tmp, "w") as out:
             out.attrs["study"] = study
             out.attrs["format_version"] = FORMAT_VERSION
@@ -188,79 +244,177 @@ def merge_shards(study: str, shards: list[str | Path], samples: int, output: str
                 out.attrs[f"version_{key}"] = value
             for point in sorted(by_point):
                 parts = sorted(by_point[point], key=lambda p: p[0])
-                _check_coverage(point, parts, samples, regenerate_hint)
-                merged[point] = _merge_point(out.create_group(point), parts, samples)
+                _check_coverage(point, parts, samples)
+                merged[point] = _merge_point(out.create_group(point), parts, samples, finite)
             out.flush()
             os.fsync(out.id.get_vfd_handle())
-        os.replace(tmp, output)
+        _publish(tmp, output)
+    except OSError as exc:
+        raise _write_failed(output, exc) from exc
     finally:
         if tmp.exists():
             tmp.unlink()
     return merged
 
 
-def _check_coverage(point, parts, samples, hint):
+def _shard_attrs(shard: Path, study: str, samples: int, expected_point, force: bool) -> dict:
+    """A shard's attributes, once they pass every check that needs no dataset."""
+    again = f"regenerate it: {regenerate_command(shard)}"
+    try:
+        attrs = read_attrs(shard)
+    except (OSError, KeyError) as exc:
+        raise ShardError(f"{shard}: unreadable HDF5 shard, truncated or not HDF5 ({exc}); "
+                         f"{again}") from None
+    missing = [k for k in REQUIRED_SHARD_ATTRS if k not in attrs]
+    if missing:
+        raise ShardError(f"{shard}: missing attributes {missing}; {again}")
+    if attrs["study"] != study:
+        raise ShardError(f"{shard}: belongs to study {attrs['study']!r}, not {study!r}; {again}")
+    if attrs["format_version"] != FORMAT_VERSION:
+        raise ShardError(f"{shard}: data format {attrs['format_version']}, this code reads "
+                         f"{FORMAT_VERSION}; {again}")
+    made_by = attrs.get("version_svperturb")
+    if made_by != __version__:
+        if not force:
+            raise ShardError(f"{shard}: written by svperturb {made_by}, this is {__version__}; "
+                             f"{again}; or merge it anyway with `svperturb aggregate --force` "
+                             "(config: accept_version_mismatch: true), which the report flags")
+        log.warning("%s: written by svperturb %s, merged by %s (--force): the report flags it",
+                    shard, made_by, __version__)
+    if not 0 <= attrs["sample_start"] < attrs["sample_stop"] <= samples:
+        raise ShardError(f"{shard}: samples [{attrs['sample_start']}, {attrs['sample_stop']}) are "
+                         f"outside [0, {samples}) of the config; {again}")
+    if expected_point is not None:
+        want = expected_point(attrs["point"])
+        if attrs["data_hash"] != data_hash({"study": study, "point": want}):
+            have = json.loads(attrs.get("point_json", "{}"))
+            differ = ", ".join(f"{k}: shard {have.get(k)!r}, config {want.get(k)!r}"
+                               for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k))
+            raise ShardError(f"{shard}: computed with other settings than the config ("
+                             f"{differ or 'a different data hash'}); {again}")
+    return attrs
+
+
+def _check_coverage(point, parts, samples):
     hashes = {p[3]["data_hash"] for p in parts}
     if len(hashes) > 1:
         listing = ", ".join(f"{p[2]} ({p[3]['data_hash']})" for p in parts)
         raise ShardError(f"point {point}: shards come from different settings: {listing}; "
-                         f"regenerate the outdated ones with `{hint} <shard>`")
+                         f"regenerate the outdated ones: {regenerate_command('<shard>')}")
     expected = 0
     for start, stop, shard, _ in parts:
         if start != expected:
             raise ShardError(f"point {point}: samples [{expected}, {start}) missing or overlapping "
-                             f"before {shard}; regenerate with `{hint} {shard}`")
+                             f"before {shard}; regenerate it: {regenerate_command(shard)}")
         expected = stop
     if expected != samples:
         raise ShardError(f"point {point}: shards cover samples [0, {expected}), expected "
                          f"[0, {samples}); last shard {parts[-1][2]}")
 
 
-def _merge_point(group: h5py.Group, parts, samples: int) -> int:
+MERGED_AWAY = ("sample_start", "sample_stop", "shard", "wall_seconds", "created", "hostname",
+               "command", "fault_count")
+
+
+def _merge_point(group: h5py.Group, parts, samples: int, finite: tuple[str, ...]) -> int:
     first_attrs = parts[0][3]
     for key, value in first_attrs.items():
-        if key not in ("sample_start", "sample_stop", "shard", "wall_seconds", "created", "hostname",
-                       "command"):
+        if key not in MERGED_AWAY:
             group.attrs[key] = value
     group.attrs["samples"] = samples
     group.attrs["shards"] = [str(p[2]) for p in parts]
     group.attrs["compute_seconds"] = float(sum(p[3].get("wall_seconds", 0.0) for p in parts))
+    versions = sorted({str(p[3].get("version_svperturb")) for p in parts} - {__version__})
+    group.attrs["version_mismatch"] = ", ".join(versions)  # empty unless merged with force
     layout = {}
 
     def record(name, obj):
         if isinstance(obj, h5py.Dataset):
             layout[name] = (obj.shape, obj.dtype)
 
-    with h5py.File(parts[0][2], "r") as fh:
-        fh.visititems(record)
+    lengths = {}
+    for _, _, shard, _ in parts:
+        with _open_shard(shard) as fh:
+            if shard == parts[0][2]:
+                fh.visititems(record)
+            lengths[shard] = {name: fh[name].shape[0] for name in layout if name in fh}
+    if "fault" not in layout:
+        raise ShardError(f"{parts[0][2]}: no dataset 'fault'; regenerate it: "
+                         f"{regenerate_command(parts[0][2])}")
     for name, (shape, dtype) in layout.items():
         total = samples if not name.startswith("spectra/") else sum(
-            _dataset_length(p[2], name) for p in parts)
+            lengths[p[2]].get(name, 0) for p in parts)
         group.create_dataset(name, (total, *shape[1:]), dtype=dtype)
     offsets = dict.fromkeys(layout, 0)
-    for _, _, shard, _ in parts:
-        with h5py.File(shard, "r") as fh:
-            for name in layout:
-                if name not in fh:
-                    raise ShardError(f"{shard}: dataset {name!r} missing (present in {parts[0][2]})")
-                values = fh[name][()]
-                if name.startswith("spectra/") is False and len(values) != (
-                        fh.attrs["sample_stop"] - fh.attrs["sample_start"]):
-                    raise ShardError(f"{shard}: dataset {name!r} has {len(values)} rows, expected "
-                                     f"{fh.attrs['sample_stop'] - fh.attrs['sample_start']}")
-                group[name][offsets[name] : offsets[name] + len(values)] = values
-                offsets[name] += len(values)
+    faults = []
+    for start, stop, shard, _ in parts:
+        with _open_shard(shard) as fh:
+            data = {name: _read_dataset(fh, shard, name, parts[0][2]) for name in layout}
+        _check_shard_data(shard, data, stop - start, finite)
+        faults.extend((start + int(i), int(data["fault"][i])) for i in np.flatnonzero(data["fault"]))
+        for name, values in data.items():
+            group[name][offsets[name] : offsets[name] + len(values)] = values
+            offsets[name] += len(values)
+    group.attrs["fault_count"] = len(faults)
+    group.attrs["faults_json"] = json.dumps(faults[:1000])  # (sample, code); the count is exact
     return samples
 
 
-def _dataset_length(path: Path, name: str) -> int:
-    with h5py.File(path, "r") as fh:
-        return fh[name].shape[0] if name in fh else 0
+def _open_shard(shard: Path) -> h5py.File:
+    try:
+        return h5py.File(shard, "r")
+    except OSError as exc:
+        raise ShardError(f"{shard}: unreadable HDF5 shard, truncated? ({exc}); regenerate it: "
+                         f"{regenerate_command(shard)}") from None
+
+
+def _read_dataset(fh: h5py.File, shard: Path, name: str, reference: Path) -> np.ndarray:
+    if name not in fh:
+        raise ShardError(f"{shard}: dataset {name!r} missing (present in {reference}); "
+                         f"regenerate it: {regenerate_command(shard)}")
+    try:
+        return fh[name][()]
+    except (OSError, ValueError) as exc:
+        raise ShardError(f"{shard}: dataset {name!r} unreadable, truncated? ({exc}); "
+                         f"regenerate it: {regenerate_command(shard)}") from None
+
+
+def _check_shard_data(shard: Path, data: dict[str, np.ndarray], rows: int,
+                      finite: tuple[str, ...]) -> None:
+    """Lengths, fault codes, and no NaN or infinity in FINITE datasets of unflagged samples."""
+    from svperturb.studies import FAULT_NAMES
+
+    again = f"regenerate it: {regenerate_command(shard)}"
+    for name, values in data.items():
+        if not name.startswith("spectra/") and len(values) != rows:
+            raise ShardError(f"{shard}: dataset {name!r} has {len(values)} rows, expected {rows}; "
+                             f"{again}")
+    fault = data["fault"]
+    unknown = sorted(set(np.unique(fault).tolist()) - set(FAULT_NAMES))
+    if unknown:
+        raise ShardError(f"{shard}: dataset 'fault' holds codes {unknown}; allowed: "
+                         f"{sorted(FAULT_NAMES)}; {again}")
+    for name in finite:
+        values = data.get(name)
+        if values is None or not len(values):
+            continue
+        flat = values.reshape(len(values), -1)
+        bad = ~np.isfinite(flat).all(axis=1) & (fault[: len(values)] == 0)
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            raise ShardError(f"{shard}: dataset {name!r} holds NaN or infinity at row {first} "
+                             f"({int(bad.sum())} rows in all) of samples not flagged as numerical "
+                             f"faults: corrupted; {again}")
 
 
 @dataclass
 class PointData:
-    """A merged grid point: its attributes and datasets (loaded on access)."""
+    """A merged grid point: its attributes and datasets (loaded on access).
+
+    Arrays come without the samples flagged as numerical faults (dataset `fault`), so that no
+    statistic sees them; `data["fault"]` itself is whole, and `sample_id(i)` is the global sample
+    index of row i.
+    """
 
     path: str
     attrs: dict[str, Any]
@@ -268,7 +422,10 @@ class PointData:
 
     def __getitem__(self, name: str) -> np.ndarray:
         with h5py.File(self.file, "r") as fh:
-            return fh[self.path][name][()]
+            values = fh[self.path][name][()]
+        if name == "fault" or not self.fault_count:
+            return values
+        return values[self._valid[: len(values)]]
 
     def __contains__(self, name: str) -> bool:
         with h5py.File(self.file, "r") as fh:
@@ -277,6 +434,25 @@ class PointData:
     @property
     def point(self) -> dict[str, Any]:
         return json.loads(self.attrs["point_json"])
+
+    @property
+    def fault_count(self) -> int:
+        return int(self.attrs.get("fault_count", 0))
+
+    @property
+    def faults(self) -> list[tuple[int, int]]:
+        """(global sample index, fault code) of the first 1000 faulty samples."""
+        return [tuple(f) for f in json.loads(self.attrs.get("faults_json", "[]"))]
+
+    @property
+    def _valid(self) -> np.ndarray:
+        if "_valid_cache" not in self.__dict__:
+            self.__dict__["_valid_cache"] = self["fault"] == 0
+        return self.__dict__["_valid_cache"]
+
+    def sample_id(self, row: int) -> int:
+        """Global sample index of row `row` of the arrays this returns."""
+        return int(np.flatnonzero(self._valid)[row]) if self.fault_count else int(row)
 
 
 def iter_points(path: str | Path) -> Iterator[PointData]:

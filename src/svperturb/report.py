@@ -44,6 +44,32 @@ def _provenance(results: Results) -> list[str]:
     return rows
 
 
+def data_quality(results: Results) -> list[str]:
+    """One line per study: numerical faults (count, first samples with the seed) and grid points
+    merged from shards of another svperturb version (aggregate --force)."""
+    from svperturb.studies import FAULT_NAMES
+
+    lines = []
+    for path in sorted(results.directory.glob("*.h5")):
+        points = results.points(path.stem)
+        total = sum(int(p.attrs.get("samples", 0)) for p in points)
+        faulty = [(p, sample, code) for p in points for sample, code in p.faults]
+        count = sum(p.fault_count for p in points)
+        line = (f"{path.stem}: {count} of {total} samples are numerical faults, left out of every "
+                "statistic")
+        if faulty:
+            shown = "; ".join(f"sample {sample} (seed {p.attrs.get('seed')}, {p.path}): "
+                              f"{FAULT_NAMES.get(code, code)}" for p, sample, code in faulty[:5])
+            line += f": {shown}" + (" ..." if count > 5 else "")
+        lines.append(line)
+        for p in points:
+            if p.attrs.get("version_mismatch"):
+                lines.append(f"WARNING {path.stem} {p.path}: merged from shards written by "
+                             f"svperturb {p.attrs['version_mismatch']} (aggregate --force), this "
+                             f"report is svperturb {__version__}")
+    return lines
+
+
 def write_report(results_dir: Path, fits_path: Path, claims_path: Path, output_dir: Path) -> Path:
     """Draw every figure, write claims.md and index.html (figures embedded); returns index.html."""
     results = Results(results_dir)
@@ -63,8 +89,10 @@ def write_report(results_dir: Path, fits_path: Path, claims_path: Path, output_d
         plt.close(fig)
         figures.append((caption, path))
     depth = fits.get("depth")
+    quality = data_quality(results)
     (output_dir / "claims.md").write_text(
-        _claims_markdown(claims) + (f"\n## Depth\n\n{depth['measured']}\n" if depth else ""))
+        _claims_markdown(claims) + (f"\n## Depth\n\n{depth['measured']}\n" if depth else "")
+        + "\n## Data quality\n\n" + "".join(f"- {line}\n" for line in quality))
     index = output_dir / "index.html"
     rows = "\n".join(
         f"<tr><td>{c['id']}</td><td>{html.escape(c['title'])}</td><td>{html.escape(c['paper'])}</td>"
@@ -79,6 +107,12 @@ def write_report(results_dir: Path, fits_path: Path, claims_path: Path, output_d
     depth = fits.get("depth")
     depth_html = (f"<h2>Depth</h2><p>{html.escape(depth['measured'])}</p>" if depth else "")
     provenance = "".join(f"<li>{html.escape(row)}</li>" for row in _provenance(results))
+    alert = " style='color:#b2182b;font-weight:bold'"
+    quality_html = "".join(f"<li{alert if row.startswith('WARNING') else ''}>{html.escape(row)}</li>"
+                           for row in quality)
+    warnings = [row for row in quality if row.startswith("WARNING")]
+    banner = (f"<p{alert}>{len(warnings)} grid point(s) merged from shards of another svperturb "
+              "version: see Data quality.</p>" if warnings else "")
     index.write_text(f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>svperturb report</title>
 <style>body{{font-family:sans-serif;max-width:1400px;margin:auto}}
@@ -86,12 +120,14 @@ table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;pad
 img{{max-width:100%}}figure{{margin:2em 0}}</style></head><body>
 <h1>svperturb {__version__}: Singular Value Perturbation and Deep Network Optimization, reproduced</h1>
 <p>Riedi, Balestriero, Baraniuk (arXiv 2203.03099). Results from <code>{html.escape(str(results_dir))}</code>.</p>
+{banner}
 <h2>Claims</h2>
 <table><tr><th>#</th><th>claim</th><th>paper</th><th>measured (95% intervals, sample sizes)</th><th>verdict</th></tr>
 {rows}</table>
 {depth_html}
 <h2>Figures</h2>
 {images}
+<h2>Data quality</h2><ul>{quality_html}</ul>
 <h2>Provenance</h2><ul>{provenance}</ul>
 </body></html>
 """)

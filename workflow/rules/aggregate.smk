@@ -1,4 +1,5 @@
-# One merged HDF5 file per study: every grid point, every sample, in sample order.
+# One merged HDF5 file per study: every grid point, every sample, in sample order. Every shard is
+# checked against the config's seed and inner axes; accept_version_mismatch: true adds --force.
 
 
 rule aggregate:
@@ -12,6 +13,7 @@ rule aggregate:
         f"{RESULTS}/benchmarks/aggregate/{{study}}.tsv"
     params:
         samples=lambda wildcards: STUDIES[wildcards.study].samples,
+        settings=aggregate_settings,
     shell:
         "svperturb aggregate --study {wildcards.study} --samples {params.samples} "
-        "--output {output} {input} > {log} 2>&1"
+        "{params.settings} --output {output} {input} > {log} 2>&1"

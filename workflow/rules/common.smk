@@ -57,10 +57,21 @@ def simulate_arguments(wildcards):
     start, stop = study.shard_range(int(wildcards.shard))
     args = [f"--study {wildcards.study}", f"--point {wildcards.point}",
             f"--start {start}", f"--stop {stop}", f"--seed {CONFIG['seed']}",
-            f"--keep-spectra {CONFIG['keep_spectra']}", f"--backend {CONFIG['backend']}"]
-    for axis in get_study(wildcards.study).INNER:
-        args.append(f"--{axis} " + " ".join(format(v, ".12g") for v in sorted(study.grid[axis])))
+            f"--keep-spectra {CONFIG['keep_spectra']}", f"--backend {CONFIG['backend']}",
+            inner_arguments(wildcards.study)]
     return " ".join(args)
+
+
+def inner_arguments(study_name):
+    """--skip / --theta lists of a study's inner axes, as simulate and aggregate take them."""
+    study = STUDIES[study_name]
+    return " ".join(f"--{axis} " + " ".join(format(v, ".12g") for v in sorted(study.grid[axis]))
+                    for axis in get_study(study_name).INNER)
+
+
+def aggregate_settings(wildcards):
+    force = " --force" if CONFIG["accept_version_mismatch"] else ""
+    return f"--seed {CONFIG['seed']} {inner_arguments(wildcards.study)}{force}"
 
 
 def final_targets():

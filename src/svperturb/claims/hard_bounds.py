@@ -78,7 +78,7 @@ def _where(data, index: int) -> str:
     p = data.point
     return (f"n = {p['width']}, c n = {p['entry_bound']:g}, {p['weight_pattern']}, p = {p['depth']}, "
             f"eta = {p['activation_slope']:g}, m = {active_count(p['width'], p['activity'])}, "
-            f"sample {index}")
+            f"sample {data.sample_id(index)}")
 
 
 def tally(points) -> dict[str, dict]:
@@ -128,10 +128,11 @@ def tally(points) -> dict[str, dict]:
 
 
 def save_counterexample(results: Results, data, index: int, keys: list[str]) -> dict:
-    """Regenerate sample `index` of grid point `data` and store its matrices (atomically) at
+    """Regenerate the sample at row `index` of grid point `data` and store its matrices (atomically) at
     <results>/counterexamples/claim10.h5. Returns what was stored, with the recomputed values."""
     point = data.point
-    mats = study.sample_matrices(point, index, index + 1)
+    sample = data.sample_id(index)  # the global sample index (faulty samples are left out of data)
+    mats = study.sample_matrices(point, sample, sample + 1)
     mo = mats["Mo"][0]
     m1 = mo + np.eye(point["width"])
     a = m1 * mats["D"][0][None, :]
@@ -159,7 +160,7 @@ def save_counterexample(results: Results, data, index: int, keys: list[str]) -> 
             fh.attrs["claim"] = 10
             fh.attrs["study"] = study.NAME
             fh.attrs["point_json"] = json.dumps(point, sort_keys=True)
-            fh.attrs["sample_index"] = index
+            fh.attrs["sample_index"] = sample
             fh.attrs["c"] = study.entry_bound(point)
             fh.attrs["m"] = active_count(point["width"], point["activity"])
             fh.attrs["violated"] = json.dumps({key: {
@@ -173,7 +174,7 @@ def save_counterexample(results: Results, data, index: int, keys: list[str]) -> 
     finally:
         if tmp.exists():
             tmp.unlink()
-    return {"path": str(path), "point": point, "sample_index": index, "bounds": keys,
+    return {"path": str(path), "point": point, "sample_index": sample, "bounds": keys,
             "bound_values": {k: bounds[k] for k in keys}, "recorded": recorded, "recomputed": recomputed}
 
 

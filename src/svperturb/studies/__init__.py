@@ -3,7 +3,12 @@
 Each study module defines NAME, AXES (grid keys that make a job), INNER (grid keys vectorised
 inside a job, because every value is paired with the same matrices) and
 `simulate(point, start, stop, xp) -> (per_sample, spectra)`: dicts of arrays whose first axis is
-the samples [start, stop).
+the samples [start, stop), and FINITE: the datasets that are finite for every computable sample.
+
+Numerical faults: a sample whose spectra cannot be computed (LAPACK does not converge, or a NaN or
+an infinity lands in one of the study's FINITE datasets) is recorded, not dropped: the per-sample
+dataset `fault` holds FAULT_OK, FAULT_ERROR or FAULT_NON_FINITE, a warning names the sample and the
+seed, and readers (io.PointData) leave faulty samples out of every statistic.
 """
 
 from __future__ import annotations
@@ -16,11 +21,20 @@ from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from svperturb.backend import to_host
 from svperturb.config import ConfigError
 from svperturb.ensembles import SEED_CHUNK
 
 log = logging.getLogger(__name__)
+
+# Values of the per-sample dataset `fault`.
+FAULT_OK = 0
+FAULT_ERROR = 1  # the study's computation raised a numerical error for this sample alone
+FAULT_NON_FINITE = 2  # a NaN or an infinity in one of the study's FINITE datasets
+FAULT_NAMES = {FAULT_OK: "ok", FAULT_ERROR: "not computable (numerical error)",
+               FAULT_NON_FINITE: "non-finite value"}
 
 # Study name -> module svperturb.studies.<name>, imported when first used.
 STUDIES: tuple[str, ...] = (
@@ -92,10 +106,15 @@ def simulate_range(
     began = time.perf_counter()
     total = stop - start
     block_start = start
+    failed: list[tuple[int, int]] = []  # blocks none of whose samples could be computed
     while block_start < stop:
         block_stop = min(block_start + block_size, stop)
         try:
-            per_sample, spectra = study.simulate(point, block_start, block_stop, xp)
+            per_sample, spectra = _simulate_block(study, point, block_start, block_stop, xp)
+        except _EverySampleFailed:
+            failed.append((block_start, block_stop))
+            block_start = block_stop
+            continue
         except Exception as error:
             if not is_out_of_memory(error) or block_size == 1:
                 raise
@@ -105,7 +124,10 @@ def simulate_range(
             log.warning("%s: out of memory on a block of %d samples (%s); retrying with blocks "
                         "of %d", name, block_stop - block_start, type(error).__name__, block_size)
             continue
-        sink(block_start - start, _to_host(per_sample), _to_host(spectra))
+        sink(block_start - start, per_sample, spectra)
+        for a, b in failed:  # rows of NaN / zeros shaped like this block's
+            sink(a - start, *_blank_rows(per_sample, spectra, b - a))
+        failed = []
         block_start = block_stop
         done = block_stop - start
         elapsed = time.perf_counter() - began
@@ -113,6 +135,96 @@ def simulate_range(
             "%s: %d/%d samples (%.0f%%), %.1f s elapsed, ~%.1f s left",
             name, done, total, 100 * done / total, elapsed, elapsed * (total - done) / done,
         )
+    if failed:
+        raise RuntimeError(f"{name}: no sample of [{start}, {stop}) could be computed (numerical "
+                           "errors for every sample; see the warnings above)")
+
+
+class _EverySampleFailed(Exception):
+    """No sample of a block could be computed: its rows wait for another block's layout."""
+
+
+def is_numerical_error(error: BaseException) -> bool:
+    """LAPACK / cuSOLVER non-convergence or a NaN refused by a library (not a bug in the code)."""
+    return isinstance(error, (np.linalg.LinAlgError, FloatingPointError)) or (
+        isinstance(error, ValueError) and "infs or NaNs" in str(error))
+
+
+def _simulate_block(study: ModuleType, point, start: int, stop: int, xp):
+    """Host arrays of samples [start, stop) with the per-sample `fault` dataset.
+
+    A numerical error for the block is retried sample by sample: the samples that fail again get
+    FAULT_ERROR and rows of NaN (floats) or zeros (integers); the others are computed as usual.
+    """
+    try:
+        per_sample, spectra = study.simulate(point, start, stop, xp)
+        per_sample, spectra = _to_host(per_sample), _to_host(spectra)
+        fault, errors = np.zeros(stop - start, dtype=np.uint8), {}
+    except Exception as error:
+        if not is_numerical_error(error):
+            raise
+        log.warning("%s: samples [%d, %d): %s: %s; computing them one at a time", study.NAME,
+                    start, stop, type(error).__name__, error)
+        per_sample, spectra, fault, errors = _sample_by_sample(study, point, start, stop, xp)
+    non_finite = _non_finite_rows(study, {**per_sample, **{f"spectra/{k}": v for k, v in spectra.items()}})
+    fault[(fault == FAULT_OK) & non_finite] = FAULT_NON_FINITE
+    for offset in np.flatnonzero(fault):
+        index = start + int(offset)
+        log.warning("%s: numerical fault at sample %d (seed %s, point %s): %s; recorded in the "
+                    "dataset `fault` and left out of every statistic", study.NAME, index,
+                    point.get("seed"), {k: v for k, v in point.items() if k != "seed"},
+                    errors.get(index, FAULT_NAMES[int(fault[offset])]))
+    return {**per_sample, "fault": fault}, spectra
+
+
+def _sample_by_sample(study: ModuleType, point, start: int, stop: int, xp):
+    rows, errors = [], {}
+    for index in range(start, stop):
+        try:
+            per, spec = study.simulate(point, index, index + 1, xp)
+            rows.append((_to_host(per), _to_host(spec)))
+        except Exception as error:
+            if not is_numerical_error(error):
+                raise
+            errors[index] = f"{type(error).__name__}: {error}"
+            rows.append(None)
+    template = next((row for row in rows if row is not None), None)
+    if template is None:
+        for index, error in errors.items():
+            log.warning("%s: sample %d (seed %s): %s", study.NAME, index, point.get("seed"), error)
+        raise _EverySampleFailed
+    blank = _blank_rows(*template, 1)
+    per_sample = {key: np.concatenate([(blank if row is None else row)[0][key] for row in rows])
+                  for key in template[0]}
+    spectra = {key: np.concatenate([(blank if row is None else row)[1][key] for row in rows])
+               for key in template[1]}
+    fault = np.array([FAULT_ERROR if row is None else FAULT_OK for row in rows], dtype=np.uint8)
+    return per_sample, spectra, fault, errors
+
+
+def _blank_rows(per_sample: Mapping[str, np.ndarray], spectra: Mapping[str, np.ndarray],
+                count: int) -> tuple[dict, dict]:
+    """`count` rows shaped like the given arrays: NaN (floats), zeros (integers, booleans), and
+    FAULT_ERROR in `fault`."""
+    def blank(like: np.ndarray) -> np.ndarray:
+        shape = (count, *like.shape[1:])
+        return (np.zeros(shape, like.dtype) if like.dtype.kind in "biu"
+                else np.full(shape, np.nan, like.dtype))
+
+    per = {key: blank(value) for key, value in per_sample.items()}
+    if "fault" in per:
+        per["fault"][:] = FAULT_ERROR
+    return per, {key: blank(value) for key, value in spectra.items()}
+
+
+def _non_finite_rows(study: ModuleType, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Samples with a NaN or an infinity in one of the study's FINITE datasets."""
+    size = len(next(iter(arrays.values())))
+    bad = np.zeros(size, dtype=bool)
+    for key in study.FINITE:
+        values = arrays[key]
+        bad |= ~np.isfinite(values.reshape(size, -1)).all(axis=1)
+    return bad
 
 
 def is_out_of_memory(error: BaseException) -> bool:

@@ -28,6 +28,9 @@ from svperturb.spectra import (
 NAME = "convnet_vs_resnet"
 AXES = ("distribution", "width", "weight_scale", "activation_slope", "activity")
 INNER = ("skip",)
+# Finite for every computable sample (largest singular values, whole spectra): a NaN or an
+# infinity here marks the sample as a numerical fault (studies.simulate_range).
+FINITE = ("s1", "spectra/singular_values")
 
 
 def simulate(point, start, stop, xp):

@@ -57,6 +57,9 @@ from svperturb.spectra import condition_number, numerical_rank, singular_values
 NAME = "data_factor"
 AXES = ("distribution", "width", "weight_scale", "activation_slope", "activity", "batch_size")
 INNER = ("skip",)
+# Finite for every computable sample (largest singular values, whole spectra): a NaN or an
+# infinity here marks the sample as a numerical fault (studies.simulate_range).
+FINITE = ("spectra/singular_values_Q", "spectra/singular_values_T")
 
 
 def bytes_per_sample(point) -> int:

@@ -48,6 +48,11 @@ from svperturb.spectra import (
 NAME = "depth"
 AXES = ("distribution", "width", "weight_scale", "activation_slope", "activity", "depth")
 INNER = ("skip",)
+# Finite for every computable sample (largest singular values, whole spectra): a NaN or an
+# infinity here marks the sample as a numerical fault (studies.simulate_range).
+FINITE = (
+    "s1_layers", "s1_single", "spectra/singular_values_layers", "spectra/singular_values_single",
+)
 ARCHITECTURES = ("single", "layers")
 
 

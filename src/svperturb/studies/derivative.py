@@ -36,6 +36,9 @@ from svperturb.perturbation import (
 NAME = "derivative"
 AXES = ("distribution", "width", "weight_scale")
 INNER = ("skip",)
+# Finite for every computable sample (largest singular values, whole spectra): a NaN or an
+# infinity here marks the sample as a numerical fault (studies.simulate_range).
+FINITE = ("s1_W", "spectra/singular_values")
 
 
 def bytes_per_sample(point) -> int:

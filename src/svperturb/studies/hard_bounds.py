@@ -46,6 +46,9 @@ from svperturb.spectra import (
 NAME = "hard_bounds"
 AXES = ("width", "entry_bound", "weight_pattern", "depth", "activation_slope", "activity")
 INNER = ()
+# Finite for every computable sample (largest singular values, whole spectra): a NaN or an
+# infinity here marks the sample as a numerical fault (studies.simulate_range).
+FINITE = ("s1_Mo", "s1_M", "sn_M", "s1_A", "spectra/singular_values_M", "spectra/singular_values_A")
 
 # Every bound of claim 10: key -> (label, what it bounds). The per-sample datasets are
 # slack_<key> (relative slack) and violations_<key> (count beyond rounding).

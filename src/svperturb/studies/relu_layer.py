@@ -63,6 +63,9 @@ from svperturb.spectra import (
 NAME = "relu_layer"
 AXES = ("distribution", "width", "weight_scale", "activation_slope", "activity")
 INNER = ("skip", "theta")
+# Finite for every computable sample (largest singular values, whole spectra): a NaN or an
+# infinity here marks the sample as a numerical fault (studies.simulate_range).
+FINITE = ("s1", "spectra/singular_values")
 
 R_PRIME = 2.0  # r' of Theorem 39 (129); see the module docstring
 THEOREM_39 = ("128", "129", "151")

@@ -42,6 +42,9 @@ from svperturb.spectra import add_identity, singular_values
 NAME = "rho_paths"
 AXES = ("distribution", "width")
 INNER = ("skip",)
+# Finite for every computable sample (largest singular values, whole spectra): a NaN or an
+# infinity here marks the sample as a numerical fault (studies.simulate_range).
+FINITE = ("s1_Mo", "spectra/singular_values")
 
 SIGMA = 0.3  # Figure 2(b): entries of Mo have standard deviation 0.3 (a constant, not r)
 SEPARATION = 0.01  # an extremum is isolated if s_i keeps this fraction of s_1 away from 0 and neighbours

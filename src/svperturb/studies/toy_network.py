@@ -44,6 +44,9 @@ from svperturb.studies.rho_paths import singular_zeros
 NAME = "toy_network"
 AXES = ("width", "activation_slope")
 INNER = ("skip",)
+# Finite for every computable sample (largest singular values, whole spectra): a NaN or an
+# infinity here marks the sample as a numerical fault (studies.simulate_range).
+FINITE = ("s1_Q", "spectra/singular_values_Q")
 
 INPUT_DIMENSION = 2
 LAYERS = (-1, 0, 1, 2)  # the paper's layer indices; layer 0 is trained, layer 1 has the skip

@@ -17,6 +17,12 @@ from svperturb.spectra import condition_number, singular_values, symmetric_part_
 NAME = "unit_variance"
 AXES = ("distribution", "width")
 INNER = ()
+# Finite for every computable sample (largest singular values, whole spectra): a NaN or an
+# infinity here marks the sample as a numerical fault (studies.simulate_range).
+FINITE = (
+    "s1", "s_min", "tau_bar", "tau_low", "spectra/singular_values",
+    "spectra/symmetric_eigenvalues",
+)
 
 
 def simulate(point, start, stop, xp):
