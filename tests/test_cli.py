@@ -22,7 +22,7 @@ def run(caplog, *args):
     ("extra", "fragments"),
     [
         ([], ["--skip", "needs the list of skip values"]),
-        (["--skip", "0", "0.5"], ["--skip", "including 0 and 1"]),
+        (["--skip", "0", "0.5"], ["--skip", "including 0 (ConvNet) and 1"]),
         (["--skip", "0", "1", "--theta", "5"], ["--theta", "no inner axis theta", "skip"]),
     ],
 )

@@ -169,7 +169,7 @@ def test_shard_appears_only_when_the_writer_closes(tmp_path):
     with io.ShardWriter(target, {"study": "x"}, n_samples=4, n_spectra=2) as writer:
         writer.write(0, {"s1": np.arange(2.0)}, {"singular_values": np.ones((2, 3))})
         assert not target.exists()
-        assert writer.tmp.exists() and writer.tmp.parent == target.parent
+        assert writer.out.tmp.exists() and writer.out.tmp.parent == target.parent
         writer.write(2, {"s1": np.arange(2.0, 4.0)}, {"singular_values": np.ones((2, 3))})
         assert not target.exists()
     assert target.exists()

@@ -1,3 +1,3 @@
-from svperturb.cli import main
+from svperturb.cli import run
 
-raise SystemExit(main())
+run()

@@ -12,7 +12,7 @@ import socket
 import sys
 from pathlib import Path
 
-from svperturb.config import ConfigError
+from svperturb.config import COMPARES_SKIP_ENDPOINTS, ConfigError
 
 log = logging.getLogger("svperturb")
 
@@ -145,9 +145,11 @@ def inner_values(args: argparse.Namespace, study_name: str) -> dict[str, list[fl
         if not values:
             raise ConfigError(f"--{axis}: study {study_name} needs the list of {axis} values")
         inner[axis] = sorted(set(values))
-    if "skip" in inner and (any(not 0 <= rho <= 1 for rho in inner["skip"])
-                            or not {0.0, 1.0} <= set(inner["skip"])):
-        raise ConfigError(f"--skip: got {args.skip}; allowed: values in [0, 1] including 0 and 1")
+    if "skip" in inner and any(not 0 <= rho <= 1 for rho in inner["skip"]):
+        raise ConfigError(f"--skip: got {args.skip}; allowed: values in [0, 1]")
+    if study_name in COMPARES_SKIP_ENDPOINTS and not {0.0, 1.0} <= set(inner["skip"]):
+        raise ConfigError(f"--skip: got {args.skip}; allowed: values in [0, 1] including 0 "
+                          f"(ConvNet) and 1 (ResNet), which study {study_name} compares")
     if "theta" in inner and any(t <= 0 for t in inner["theta"]):
         raise ConfigError(f"--theta: got {args.theta}; allowed: values > 0")
     return inner
@@ -208,15 +210,22 @@ def _jsonable(value):
 
 def _write_json(path: Path, data) -> None:
     """Write atomically: a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(_jsonable(data), indent=1, allow_nan=False) + "\n")
-    tmp.replace(path)
+    from svperturb.io import write_text_atomic
+
+    write_text_atomic(path, json.dumps(_jsonable(data), indent=1, allow_nan=False) + "\n")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from svperturb.io import OutputError
     from svperturb.report import write_report
 
-    index = write_report(Path(args.results), Path(args.fits), Path(args.claims), Path(args.output_dir))
+    try:
+        index = write_report(Path(args.results), Path(args.fits), Path(args.claims),
+                             Path(args.output_dir))
+    except OSError as exc:
+        if isinstance(exc, OutputError):
+            raise
+        raise OutputError(f"cannot write the report in {args.output_dir}: {exc}") from exc
     print(index)
     return 0
 
@@ -397,6 +406,29 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (BackendError, ConfigError, ShardError, OutputError) as exc:
+    except OutputError as exc:
+        log.error("%s", exc)
+        _failed_writes.append(exc)
+        return 2
+    except (BackendError, ConfigError, ShardError) as exc:
         log.error("%s", exc)
         return 2
+
+
+_failed_writes: list[Exception] = []
+
+
+def run() -> None:
+    """Console entry point (`svperturb`, `python -m svperturb`).
+
+    After HDF5 failed to write a file (full disk), the library retries closing it when Python
+    shuts down and can crash there (SIGSEGV) after the error was reported; the process then ends
+    at once, with the exit code of the reported error.
+    """
+    code = main()
+    if _failed_writes:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)

@@ -100,9 +100,83 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
     return removed
 
 
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write a text file under a temporary name and rename it over `path` (OutputError on failure,
+    nothing partial left)."""
+    path = Path(path)
+    tmp = _atomic_target(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        _publish(tmp, path)
+    except OSError as exc:
+        raise _write_failed(path, exc) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _write_failed(path: Path, exc: BaseException) -> OutputError:
     return OutputError(f"cannot write {path}: {type(exc).__name__}: {exc} (full disk, quota or "
                        "permissions?); nothing was written there, and any earlier file is intact")
+
+
+class AtomicHDF5:
+    """An HDF5 file written under a temporary name beside `path` and renamed over it when complete.
+
+    h5py reports a failed write of a temporary dataset object only when that object is freed, and
+    then ignores it; writers therefore keep every dataset handle (`dataset`) and write through it,
+    so that a full disk raises at once. Closing turns any OSError, and the RuntimeError h5py raises
+    when closing a file after one, into OutputError naming `path`; the temporary file is always
+    removed, and an earlier file at `path` is untouched unless the new one is complete.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.tmp = _atomic_target(self.path)
+        self.datasets: dict[str, h5py.Dataset] = {}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            for stale in remove_stale_temporaries(self.path):
+                log.info("removed %s, left by an interrupted writer", stale)
+            self.file = h5py.File(self.tmp, "w")
+        except OSError as exc:
+            self.tmp.unlink(missing_ok=True)
+            raise _write_failed(self.path, exc) from exc
+
+    def dataset(self, name: str, shape: tuple, dtype) -> h5py.Dataset:
+        """The dataset `name`, created on first use (intermediate groups included)."""
+        if name not in self.datasets:
+            self.datasets[name] = self.file.create_dataset(name, shape, dtype=dtype)
+        return self.datasets[name]
+
+    def close(self, publish: bool) -> None:
+        error = None
+        if publish:
+            try:
+                self.file.flush()
+                os.fsync(self.file.id.get_vfd_handle())
+            except (OSError, RuntimeError) as exc:
+                error = exc
+        self.datasets.clear()
+        try:
+            self.file.close()
+        except (OSError, RuntimeError) as exc:
+            error = error or exc
+        try:
+            if publish and error is None:
+                _publish(self.tmp, self.path)
+        except OSError as exc:
+            error = exc
+        finally:
+            self.tmp.unlink(missing_ok=True)
+        if publish and error is not None:
+            raise _write_failed(self.path, error) from error
+
+    def __enter__(self) -> AtomicHDF5:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(publish=exc_type is None)
 
 
 class ShardWriter:
@@ -116,23 +190,14 @@ class ShardWriter:
         self.path = Path(path)
         self.n_samples = n_samples
         self.n_spectra = n_spectra
-        self.tmp = _atomic_target(self.path)
         self.started = time.perf_counter()
         self.fault_count = 0
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            for stale in remove_stale_temporaries(self.path):
-                log.info("removed %s, left by an interrupted writer", stale)
-            self.file = h5py.File(self.tmp, "w")
-        except OSError as exc:
-            self.tmp.unlink(missing_ok=True)
-            raise _write_failed(self.path, exc) from exc
+        self.out = AtomicHDF5(self.path)
         try:
             for key, value in attrs.items():
-                self.file.attrs[key] = value
+                self.out.file.attrs[key] = value
         except BaseException as exc:  # __exit__ never runs for a failed __init__: clean up here
-            self.file.close()
-            self.tmp.unlink(missing_ok=True)
+            self.out.close(publish=False)
             if isinstance(exc, OSError):
                 raise _write_failed(self.path, exc) from exc
             raise
@@ -149,37 +214,28 @@ class ShardWriter:
         if "fault" in per_sample:
             self.fault_count += int(np.count_nonzero(per_sample["fault"]))
         for name, values in per_sample.items():
-            if name not in self.file:
-                self.file.create_dataset(name, (self.n_samples, *values.shape[1:]), dtype=values.dtype)
-            self.file[name][offset : offset + len(values)] = values
+            dataset = self.out.dataset(name, (self.n_samples, *values.shape[1:]), values.dtype)
+            dataset[offset : offset + len(values)] = values
         keep = max(0, min(self.n_spectra - offset, self.n_samples))
         for name, values in spectra.items():
-            key = f"spectra/{name}"
-            if key not in self.file:
-                self.file.create_dataset(key, (self.n_spectra, *values.shape[1:]), dtype=values.dtype)
+            dataset = self.out.dataset(f"spectra/{name}", (self.n_spectra, *values.shape[1:]),
+                                       values.dtype)
             if keep > 0:
-                self.file[key][offset : offset + min(keep, len(values))] = values[:keep]
+                dataset[offset : offset + min(keep, len(values))] = values[:keep]
 
     def __enter__(self) -> ShardWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            if exc_type is None:
-                self.file.attrs["wall_seconds"] = time.perf_counter() - self.started
-                self.file.attrs["fault_count"] = self.fault_count
-                self.file.attrs["created"] = datetime.now(UTC).isoformat(timespec="seconds")
-                self.file.flush()
-                os.fsync(self.file.id.get_vfd_handle())
-            self.file.close()
-            if exc_type is None:
-                _publish(self.tmp, self.path)
-        except OSError as error:
-            if exc_type is None:
+        if exc_type is None:
+            try:
+                self.out.file.attrs["wall_seconds"] = time.perf_counter() - self.started
+                self.out.file.attrs["fault_count"] = self.fault_count
+                self.out.file.attrs["created"] = datetime.now(UTC).isoformat(timespec="seconds")
+            except OSError as error:
+                self.out.close(publish=False)
                 raise _write_failed(self.path, error) from error
-        finally:
-            if self.tmp.exists():
-                self.tmp.unlink()
+        self.out.close(publish=exc_type is None)
 
 
 def _publish(tmp: Path, path: Path) -> None:
@@ -232,28 +288,20 @@ def merge_shards(study: str, shards: list[str | Path], samples: int, output: str
             (attrs["sample_start"], attrs["sample_stop"], shard, attrs))
 
     output = Path(output)
-    tmp = _atomic_target(output)
     merged = {}
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        with h5py.File(tmp, "w") as out:
-            out.attrs["study"] = study
-            out.attrs["format_version"] = FORMAT_VERSION
-            out.attrs["created"] = datetime.now(UTC).isoformat(timespec="seconds")
+    with AtomicHDF5(output) as out:
+        try:
+            out.file.attrs["study"] = study
+            out.file.attrs["format_version"] = FORMAT_VERSION
+            out.file.attrs["created"] = datetime.now(UTC).isoformat(timespec="seconds")
             for key, value in software_versions().items():
-                out.attrs[f"version_{key}"] = value
+                out.file.attrs[f"version_{key}"] = value
             for point in sorted(by_point):
                 parts = sorted(by_point[point], key=lambda p: p[0])
                 _check_coverage(point, parts, samples)
-                merged[point] = _merge_point(out.create_group(point), parts, samples, finite)
-            out.flush()
-            os.fsync(out.id.get_vfd_handle())
-        _publish(tmp, output)
-    except OSError as exc:
-        raise _write_failed(output, exc) from exc
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+                merged[point] = _merge_point(out, point, parts, samples, finite)
+        except OSError as exc:
+            raise _write_failed(output, exc) from exc
     return merged
 
 
@@ -316,7 +364,8 @@ MERGED_AWAY = ("sample_start", "sample_stop", "shard", "wall_seconds", "created"
                "command", "fault_count")
 
 
-def _merge_point(group: h5py.Group, parts, samples: int, finite: tuple[str, ...]) -> int:
+def _merge_point(out: AtomicHDF5, point: str, parts, samples: int, finite: tuple[str, ...]) -> int:
+    group = out.file.create_group(point)
     first_attrs = parts[0][3]
     for key, value in first_attrs.items():
         if key not in MERGED_AWAY:
@@ -344,7 +393,7 @@ def _merge_point(group: h5py.Group, parts, samples: int, finite: tuple[str, ...]
     for name, (shape, dtype) in layout.items():
         total = samples if not name.startswith("spectra/") else sum(
             lengths[p[2]].get(name, 0) for p in parts)
-        group.create_dataset(name, (total, *shape[1:]), dtype=dtype)
+        out.dataset(f"{point}/{name}", (total, *shape[1:]), dtype)
     offsets = dict.fromkeys(layout, 0)
     faults = []
     for start, stop, shard, _ in parts:
@@ -353,7 +402,7 @@ def _merge_point(group: h5py.Group, parts, samples: int, finite: tuple[str, ...]
         _check_shard_data(shard, data, stop - start, finite)
         faults.extend((start + int(i), int(data["fault"][i])) for i in np.flatnonzero(data["fault"]))
         for name, values in data.items():
-            group[name][offsets[name] : offsets[name] + len(values)] = values
+            out.datasets[f"{point}/{name}"][offsets[name] : offsets[name] + len(values)] = values
             offsets[name] += len(values)
     group.attrs["fault_count"] = len(faults)
     group.attrs["faults_json"] = json.dumps(faults[:1000])  # (sample, code); the count is exact

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 from svperturb import __version__
 from svperturb.claims import Results
 from svperturb.figures import FIGURES
+from svperturb.io import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,8 @@ def write_report(results_dir: Path, fits_path: Path, claims_path: Path, output_d
         figures.append((caption, path))
     depth = fits.get("depth")
     quality = data_quality(results)
-    (output_dir / "claims.md").write_text(
+    write_text_atomic(
+        output_dir / "claims.md",
         _claims_markdown(claims) + (f"\n## Depth\n\n{depth['measured']}\n" if depth else "")
         + "\n## Data quality\n\n" + "".join(f"- {line}\n" for line in quality))
     index = output_dir / "index.html"
@@ -113,7 +115,7 @@ def write_report(results_dir: Path, fits_path: Path, claims_path: Path, output_d
     warnings = [row for row in quality if row.startswith("WARNING")]
     banner = (f"<p{alert}>{len(warnings)} grid point(s) merged from shards of another svperturb "
               "version: see Data quality.</p>" if warnings else "")
-    index.write_text(f"""<!doctype html>
+    write_text_atomic(index, f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>svperturb report</title>
 <style>body{{font-family:sans-serif;max-width:1400px;margin:auto}}
 table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:4px;vertical-align:top}}

@@ -1,0 +1,155 @@
+"""Numerical faults: a sample whose spectra cannot be computed is recorded with its seed, counted in
+the report, and never reaches a statistic; every other sample is exactly what a clean run gives."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from conftest import TINY_POINTS
+from svperturb import io
+from svperturb.claims import Results
+from svperturb.cli import main
+from svperturb.io import point_path
+from svperturb.report import data_quality
+from svperturb.studies import (
+    FAULT_ERROR,
+    FAULT_NON_FINITE,
+    FAULT_OK,
+    STUDIES,
+    get_study,
+    simulate_range,
+)
+from svperturb.studies import resnet_layer as resnet_module
+
+SEED = 5
+SAMPLES = 100
+
+
+def simulate_and_merge(directory, study: str, samples: int = SAMPLES, block_size: int = 16) -> Results:
+    """One shard of TINY_POINTS[study] through the CLI (seed 5, NumPy), merged with the config's
+    settings checked (--seed and the inner axes)."""
+    point = TINY_POINTS[study]
+    inner = [arg for axis in get_study(study).INNER
+             for arg in (f"--{axis}", *map(str, point[axis]))]
+    shard = directory / "shards" / "shard-0000.h5"
+    assert main(["simulate", "--study", study, "--point", point_path(point, get_study(study).AXES),
+                 "--start", "0", "--stop", str(samples), "--seed", str(SEED), "--backend", "numpy",
+                 "--block-size", str(block_size), "--output", str(shard), *inner]) == 0
+    assert main(["aggregate", "--study", study, "--samples", str(samples), "--seed", str(SEED),
+                 *inner, "--output", str(directory / f"{study}.h5"), str(shard)]) == 0
+    return Results(directory)
+
+
+def the_point(results: Results, study: str) -> io.PointData:
+    (data,) = results.points(study)
+    return data
+
+
+def nan_weights_at(monkeypatch, sample: int) -> None:
+    """The ResNet layer's weights of one sample become NaN (as from a corrupted input)."""
+    real = resnet_module.unit_variance_matrices
+
+    def draws(seed, study, n, distribution, start, stop, *args, **kwargs):
+        k = real(seed, study, n, distribution, start, stop, *args, **kwargs)
+        if start <= sample < stop:
+            k[sample - start, 0, 0] = np.nan
+        return k
+
+    monkeypatch.setattr(resnet_module, "unit_variance_matrices", draws)
+
+
+def test_a_sample_lapack_cannot_handle_is_recorded_with_its_seed_and_left_out(tmp_path, monkeypatch,
+                                                                              caplog):
+    clean = the_point(simulate_and_merge(tmp_path / "clean", "resnet_layer"), "resnet_layer")
+    nan_weights_at(monkeypatch, 17)
+    with caplog.at_level(logging.WARNING):
+        faulty = the_point(simulate_and_merge(tmp_path / "faulty", "resnet_layer"), "resnet_layer")
+
+    fault = faulty["fault"]
+    assert fault[17] in (FAULT_ERROR, FAULT_NON_FINITE)
+    assert np.count_nonzero(fault) == 1
+    assert faulty.fault_count == 1 and faulty.faults == [(17, int(fault[17]))]
+    assert "sample 17 (seed 5" in caplog.text
+    # every other sample is bit-identical to the clean run's, and no array holds the faulty one
+    keep = np.arange(SAMPLES) != 17
+    for name in ("s1", "s_min", "kappa", "tau_bar", "violations_70", "efficiency_a"):
+        np.testing.assert_array_equal(faulty[name], clean[name][keep])
+        assert np.isfinite(faulty[name]).all() or name.startswith("violations")
+    assert faulty["s1"].mean() == clean["s1"][keep].mean()
+    # spectra are kept for the first 16 samples (all before 17): untouched
+    np.testing.assert_array_equal(faulty["spectra/singular_values"], clean["spectra/singular_values"])
+    assert [faulty.sample_id(i) for i in (16, 17, 98)] == [16, 18, 99]
+
+
+def test_the_report_counts_the_faults_and_names_sample_and_seed(tmp_path, monkeypatch):
+    nan_weights_at(monkeypatch, 42)
+    results = simulate_and_merge(tmp_path, "resnet_layer")
+    (line,) = data_quality(results)
+    assert line.startswith(f"resnet_layer: 1 of {SAMPLES} samples are numerical faults")
+    assert f"sample 42 (seed {SEED}" in line
+
+
+def test_a_clean_run_reports_zero_faults(tmp_path):
+    results = simulate_and_merge(tmp_path, "unit_variance")
+    expected = f"unit_variance: 0 of {SAMPLES} samples are numerical faults, left out of every statistic"
+    assert data_quality(results) == [expected]
+    assert (the_point(results, "unit_variance")["fault"] == FAULT_OK).all()
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_a_non_finite_value_in_a_finite_dataset_marks_only_that_sample(tmp_path, monkeypatch, study):
+    """Whatever the study, NaN in its first FINITE dataset at sample 3 (e.g. cuSOLVER returning
+    NaN without an error) flags sample 3 and no other, and the merge accepts it as a fault."""
+    module = get_study(study)
+    real = module.simulate
+    name = module.FINITE[0]
+
+    def with_nan(point, start, stop, xp):
+        per_sample, spectra = real(point, start, stop, xp)
+        if start <= 3 < stop:
+            table = spectra if name.startswith("spectra/") else per_sample
+            table[name.removeprefix("spectra/")][3 - start] = np.nan
+        return per_sample, spectra
+
+    monkeypatch.setattr(module, "simulate", with_nan)
+    data = the_point(simulate_and_merge(tmp_path, study, samples=20, block_size=8), study)
+    assert np.flatnonzero(data["fault"]).tolist() == [3]
+    assert data["fault"][3] == FAULT_NON_FINITE
+    rows = 20 if not name.startswith("spectra/") else min(20, 16)  # spectra: first keep_spectra
+    assert len(data[name]) == rows - 1 and np.isfinite(data[name]).all()
+
+
+def test_a_block_of_one_failing_sample_takes_its_layout_from_the_next_block(monkeypatch):
+    """With blocks of one sample, a failing sample has no neighbour to copy shapes from: its rows
+    are written once a later block has been computed."""
+    point = {**TINY_POINTS["unit_variance"], "seed": SEED}
+    module = get_study("unit_variance")
+    real = module.simulate
+
+    def failing_first(point, start, stop, xp):
+        if start == 0:
+            raise np.linalg.LinAlgError("SVD did not converge")
+        return real(point, start, stop, xp)
+
+    monkeypatch.setattr(module, "simulate", failing_first)
+    blocks = {}
+    simulate_range("unit_variance", point, 0, 3, 1, np, lambda o, per, spec: blocks.update({o: per}))
+    assert sorted(blocks) == [0, 1, 2]
+    assert blocks[0]["fault"].tolist() == [FAULT_ERROR]
+    assert np.isnan(blocks[0]["s1"]).all() and blocks[1]["fault"].tolist() == [FAULT_OK]
+
+
+def test_a_range_where_no_sample_can_be_computed_fails_the_job_and_writes_nothing(tmp_path,
+                                                                                   monkeypatch):
+    module = get_study("unit_variance")
+    monkeypatch.setattr(module, "simulate", lambda *args: (_ for _ in ()).throw(
+        np.linalg.LinAlgError("SVD did not converge")))
+    shard = tmp_path / "shard-0000.h5"
+    with pytest.raises(RuntimeError, match=r"no sample of \[0, 8\) could be computed"):
+        main(["simulate", "--study", "unit_variance", "--point", "distribution=gaussian/width=4",
+              "--start", "0", "--stop", "8", "--seed", "1", "--backend", "numpy",
+              "--output", str(shard)])
+    assert list(tmp_path.iterdir()) == []
