@@ -1,6 +1,8 @@
 # svperturb: the two set-up commands (see README.md).
 #   make run    create .venv if missing, install, run the workflow on config/config.yaml
 #   make test   create .venv if missing, install, run the test suite
+#   make resume after a crash, a kill or a node failure: release Snakemake's lock, then make run
+#               (finished jobs are kept, interrupted ones rerun: rerun-incomplete is in the profile)
 #   make slurm  the same on a SLURM cluster (workflow/profiles/slurm; edit its SITE lines)
 # Variables: PYTHON (interpreter that creates the venv), CONFIG (workflow config), CORES, ARGS
 # (extra snakemake arguments), PYTEST_ARGS.
@@ -14,7 +16,7 @@ PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run slurm test install dryrun clean-results
+.PHONY: run resume slurm test install dryrun clean-results
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +34,12 @@ run: $(STAMP)
 	$(BIN)/snakemake --workflow-profile workflow/profiles/default --configfile $(CONFIG) \
 		--cores $(CORES) $(ARGS)
 	@echo "report: $(CURDIR)/results/report/index.html"
+
+# After a killed run: a SIGKILLed Snakemake leaves its lock behind. Only when no other Snakemake
+# is running in this directory.
+resume: $(STAMP)
+	$(BIN)/snakemake --workflow-profile workflow/profiles/default --configfile $(CONFIG) --unlock $(ARGS)
+	$(MAKE) run
 
 # On a SLURM cluster (edit the SITE lines of workflow/profiles/slurm/config.yaml first).
 slurm: $(STAMP)

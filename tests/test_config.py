@@ -218,6 +218,24 @@ BAD_CONFIGS = {
     "confidence at one half": (
         lambda c: c.update(verdicts={"confidence": 0.5}),
         ["verdicts.confidence", "0.5", "> 0.5"]),
+    "skip negative": (
+        lambda c: c["grid"].update(skip=[-0.5, 0, 1]),
+        ["grid.skip[0]", "got -0.5", ">= 0"]),
+    "samples negative": (
+        lambda c: c["studies"]["resnet_layer"].update(samples=-10),
+        ["studies.resnet_layer.samples", "got -10", ">= 1"]),
+    "misspelled study key": (
+        lambda c: c["studies"]["resnet_layer"].update(shardsize=5),
+        ["studies.resnet_layer.shardsize", "did you mean 'shard_size'"]),
+    "skip_points and a skip list in one study": (
+        lambda c: c["studies"]["resnet_layer"].update(skip_points=11, grid={"skip": [0, 1]}),
+        ["studies.resnet_layer", "both skip_points (11) and grid.skip ([0, 1])", "one of them"]),
+    "GPUs reserved for the NumPy backend": (
+        lambda c: c.update(backend="numpy", resources={"gpus": 1}),
+        ["resources.gpus", "got 1 with backend: numpy", "allowed: 0"]),
+    "unknown study": (
+        lambda c: c["studies"].update(random_walk={"samples": 10, "shard_size": 10}),
+        ["studies.random_walk", "unknown key", "resnet_layer"]),
     "too few bootstrap replicates": (
         lambda c: c.update(verdicts={"bootstrap": 10}),
         ["verdicts.bootstrap", "got 10", ">= 50"]),

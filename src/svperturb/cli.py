@@ -84,7 +84,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     point["seed"] = args.seed
     here = parallel.world()
     backend = select_backend(args.backend)
-    free = backend.xp.cuda.runtime.memGetInfo()[0] if backend.is_gpu else None
+    free = None
+    if backend.is_gpu:
+        free = backend.xp.cuda.runtime.memGetInfo()[0]
+        if args.device_memory_mb:  # e.g. ranks sharing one GPU: each stays within its share
+            cap = args.device_memory_mb * 2**20
+            backend.xp.get_default_memory_pool().set_limit(size=cap)
+            free = min(free, cap)
     block_size = args.block_size or block_size_for(args.study, point, args.memory_mb, free)
     identity = {"study": args.study, "point": point}
     attrs = {
@@ -311,6 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--block-size", type=int, help="matrices per block (default: from --memory-mb)")
     size.add_argument("--memory-mb", type=int, default=1000,
                       help="memory budget of the job; blocks are sized to stay within it")
+    p.add_argument("--device-memory-mb", type=_positive_int,
+                   help="cap of CuPy's memory pool on the GPU (blocks are sized to it, and an "
+                        "allocation beyond it halves the block and retries)")
     p.add_argument("--keep-spectra", type=int, default=16)
     p.add_argument("--backend", choices=BACKENDS, default="auto")
     p.add_argument("--output", required=True)

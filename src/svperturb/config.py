@@ -164,6 +164,11 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
             )
         grid = {**config["grid"], **study.get("grid", {})}
         if "skip_points" in study:
+            if "skip" in study.get("grid", {}):
+                problems.append(
+                    f"studies.{name}: got both skip_points ({study['skip_points']}) and grid.skip "
+                    f"({study['grid']['skip']}); allowed: one of them (skip_points replaces the "
+                    "skip axis by equally spaced values in [0, 1])")
             continue  # equally spaced in [0, 1]: holds both ends
         if name in COMPARES_SKIP_ENDPOINTS and not {0, 1} <= set(grid["skip"]):
             key = f"studies.{name}.grid.skip" if "skip" in study.get("grid", {}) else "grid.skip"
@@ -171,6 +176,10 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
                 f"{key}: got {grid['skip']}; allowed: a list containing 0 (ConvNet) and 1 (ResNet), "
                 f"which study {name} compares"
             )
+    if config["backend"] == "numpy" and config["resources"]["gpus"] > 0:
+        problems.append(
+            f"resources.gpus: got {config['resources']['gpus']} with backend: numpy, which never "
+            "uses a GPU; allowed: 0, or backend auto or cupy")
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     scales = [("grid.weight_scale", config["grid"]["weight_scale"])] + [

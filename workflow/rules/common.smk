@@ -4,9 +4,11 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
 from svperturb.config import ConfigError, study_configs, validate_config
 from svperturb.io import point_path
+from svperturb.resume import compare_with_existing_shards
 from svperturb.studies import get_study, grid_points
 
 try:
@@ -16,6 +18,13 @@ except ConfigError as exc:
 
 STUDIES = study_configs(CONFIG)
 RESULTS = "results"
+# A rerun keeps finished shards; a config that would re-split them is refused before any job.
+_problems, _notes = compare_with_existing_shards(RESULTS, STUDIES, CONFIG["seed"])
+if _problems:
+    raise WorkflowError("the config does not fit the results already computed:\n  "
+                        + "\n  ".join(_problems))
+for _note in _notes:
+    logger.warning(f"svperturb: {_note}")
 RESOURCES = CONFIG["resources"]
 # ranks > 1: "<launcher> -n <ranks> svperturb simulate ..."; the launcher is resources.mpi, i.e.
 # the config's mpi_launcher (mpiexec) unless a profile's set-resources says otherwise (srun).
@@ -59,7 +68,7 @@ def simulate_arguments(wildcards):
             f"--start {start}", f"--stop {stop}", f"--seed {CONFIG['seed']}",
             f"--keep-spectra {CONFIG['keep_spectra']}", f"--backend {CONFIG['backend']}",
             inner_arguments(wildcards.study)]
-    return " ".join(args)
+    return " ".join(arg for arg in args if arg)
 
 
 def inner_arguments(study_name):

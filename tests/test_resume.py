@@ -1,0 +1,362 @@
+"""Kill the workflow anywhere with SIGKILL, resume it the README's way, get the very same numbers.
+
+A clean run of tests/data/resume.yaml is the reference. The interrupted run is killed at least 10
+times, at random moments inside simulate, aggregate, fit and report jobs, in two ways: the whole
+process group (a node failure, a time limit: Snakemake dies with its jobs) and one job's process
+(the kernel's OOM killer, a crashed rank). After every kill, every output file present must be
+complete; after the last resume the merged HDF5 datasets must hash as the reference's, and only
+interrupted jobs may have been run twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import h5py
+import psutil
+import pytest
+import yaml
+
+from svperturb import io
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "tests" / "data" / "resume.yaml"
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+             "--workflow-profile", str(ROOT / "workflow" / "profiles" / "default"), "--cores", "2"]
+STUDIES = ("unit_variance", "resnet_layer", "rho_paths")
+RULES = ("simulate", "aggregate", "fit", "report")
+
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
+
+
+def command(workdir: Path, config: Path = CONFIG, *extra: str) -> list[str]:
+    """What `make run` runs (same profile), in `workdir`."""
+    return [*SNAKEMAKE, "--configfile", str(config), "--directory", str(workdir), *extra]
+
+
+def resume_command(workdir: Path, config: Path = CONFIG) -> list[list[str]]:
+    """What `make resume` runs: release the lock a killed Snakemake left, then run again."""
+    return [command(workdir, config, "--unlock"), command(workdir, config)]
+
+
+def run(cmd: list[str], check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def jobs(log: str) -> tuple[dict[str, str], set[str]]:
+    """(jobid -> 'rule output', finished 'rule output's) of one Snakemake run's log (dry runs
+    indent the jobs of a group further)."""
+    started, finished, rule, output = {}, set(), None, ""
+    for line in map(str.strip, log.splitlines()):
+        if m := re.match(r"(?:local)?rule (\w+):$", line):
+            rule, output = m.group(1), ""
+        elif rule and line.startswith("output: "):
+            output = line.split(": ", 1)[1].split(", ")[0]
+        elif rule and (m := re.match(r"jobid: (\d+)$", line)):
+            if rule != "all":
+                started[m.group(1)] = f"{rule} {output}"
+            rule = None
+        elif m := re.match(r"Finished jobid: (\d+) \(Rule: (\w+)\)", line):
+            finished.add(m.group(1))
+    return started, {started[j] for j in finished if j in started}
+
+
+def dataset_hashes(results: Path) -> dict[str, str]:
+    """sha256 of every dataset (dtype, shape, bytes) of every merged study file."""
+    out = {}
+    for study in STUDIES:
+        with h5py.File(results / f"{study}.h5", "r") as fh:
+            def visit(name, obj, study=study):
+                if isinstance(obj, h5py.Dataset):
+                    values = obj[()]
+                    digest = hashlib.sha256(f"{values.dtype.str}{values.shape}".encode())
+                    digest.update(values.tobytes())
+                    out[f"{study}.h5/{name}"] = digest.hexdigest()
+            fh.visititems(visit)
+    return out
+
+
+def assert_every_output_is_complete(results: Path) -> int:
+    """Every output file present at its final path is whole; returns how many were checked."""
+    checked = 0
+    for shard in results.glob("shards/**/shard-*.h5"):
+        attrs = io.read_attrs(shard)
+        assert all(k in attrs for k in io.REQUIRED_SHARD_ATTRS), shard
+        with h5py.File(shard, "r") as fh:
+            assert len(fh["fault"]) == attrs["sample_stop"] - attrs["sample_start"], shard
+        checked += 1
+    for study in STUDIES:
+        if (results / f"{study}.h5").exists():
+            assert dataset_hashes_of_one(results / f"{study}.h5")
+            checked += 1
+    for name in ("fits.json", "claims.json"):
+        if (results / name).exists():
+            json.loads((results / name).read_text())
+            checked += 1
+    if (results / "report" / "index.html").exists():
+        assert (results / "report" / "index.html").read_text().rstrip().endswith("</html>")
+        checked += 1
+    return checked
+
+
+def dataset_hashes_of_one(path: Path) -> int:
+    with h5py.File(path, "r") as fh:
+        names = []
+        fh.visititems(lambda name, obj: names.append(obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return len(names)
+
+
+def svperturb_processes(root: psutil.Process, verb: str | None = None) -> list[psutil.Process]:
+    """The `svperturb <verb>` Python processes among root's descendants (not their shells)."""
+    found = []
+    try:
+        children = root.children(recursive=True)
+    except psutil.Error:
+        return found
+    for process in children:
+        try:
+            args = process.cmdline()
+        except psutil.Error:
+            continue
+        for i, arg in enumerate(args[:-1]):
+            if Path(arg).name == "svperturb" and (verb is None or args[i + 1] == verb):
+                found.append(process)
+                break
+    return found
+
+
+class Session:
+    """One Snakemake process whose output is collected while the test watches its jobs."""
+
+    def __init__(self, cmd: list[str]):
+        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        text=True, start_new_session=True)
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        self.root = psutil.Process(self.process.pid)
+
+    def _read(self):
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    def wait(self, timeout: float = 600) -> int:
+        code = self.process.wait(timeout=timeout)
+        self.reader.join(timeout=30)
+        self.process.stdout.close()
+        return code
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+
+def kill_during(session: Session, rule: str, how: str, rng: random.Random) -> str | None:
+    """Wait for a `rule` job, let it run a random time (0-0.4 s for a group kill, 0-0.15 s for a
+    job kill, which must land inside that job: a job's Python starts in more than 0.3 s), then
+    SIGKILL: `how` = 'group' kills Snakemake and every job (a node failure), 'job' only that
+    job's process. Returns the rule(s) whose jobs were running when the kill landed, None if the
+    run ended first."""
+    while session.process.poll() is None:
+        targets = svperturb_processes(session.root, rule)
+        if not targets:
+            time.sleep(0.01)
+            continue
+        time.sleep(rng.uniform(0.0, 0.4 if how == "group" else 0.15))
+        running = svperturb_processes(session.root)
+        hit = sorted({p.cmdline()[[Path(a).name for a in p.cmdline()].index("svperturb") + 1]
+                      for p in running if _alive(p)})
+        if how == "job":
+            if not _alive(targets[0]):
+                continue  # finished in the meantime: wait for the next job of this rule
+            targets[0].kill()
+            return rule
+        everything = [session.root, *session.root.children(recursive=True)]
+        os.killpg(session.process.pid, signal.SIGKILL)
+        for process in everything:  # a node failure: nothing of the run survives
+            try:
+                process.kill()
+            except psutil.Error:
+                pass
+        return ",".join(hit) or "(between jobs)"
+    return None
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict:
+    """An uninterrupted run: its jobs and its merged datasets' hashes."""
+    workdir = tmp_path_factory.mktemp("clean")
+    result = run(command(workdir))
+    started, finished = jobs(result.stdout + result.stderr)
+    assert finished == set(started.values())
+    return {"workdir": workdir, "jobs": finished, "hashes": dataset_hashes(workdir / "results"),
+            "claims": json.loads((workdir / "results" / "claims.json").read_text())}
+
+
+def test_sigkill_anywhere_then_resume_gives_identical_results_rerunning_only_interrupted_jobs(
+        tmp_path, reference):
+    rng = random.Random(20221130)
+    plan = [("simulate", "group"), ("simulate", "job"), ("simulate", "group"), ("simulate", "job"),
+            ("aggregate", "group"), ("aggregate", "job"), ("aggregate", "group"),
+            ("fit", "job"), ("fit", "group"), ("report", "group"), ("report", "job")]
+    kills, starts, finished_once, runs = [], 0, {}, 0
+    first = True
+    while plan:
+        runs += 1
+        assert runs <= 30, f"gave up with kills left to make: {plan}; made {kills}"
+        if not first:
+            run(resume_command(tmp_path)[0])  # --unlock
+        first = False
+        session = Session(command(tmp_path))
+        rule, how = plan[0]
+        hit = kill_during(session, rule, how, rng)
+        session.wait()
+        started, finished = jobs(session.log)
+        starts += len(started)
+        for key in finished:
+            assert key not in finished_once, f"{key} finished in run {finished_once[key]} and again"
+            finished_once[key] = runs
+        assert hit is not None, f"the run finished before a {rule} job could be killed:\n{session.log}"
+        kills.append((rule, how, hit))
+        if rule in hit.split(","):
+            plan.pop(0)
+        assert not svperturb_processes(session.root) if _alive(session.root) else True
+        assert_every_output_is_complete(tmp_path / "results")
+
+    for cmd in resume_command(tmp_path):  # the last resume runs to the end
+        result = run(cmd)
+    started, finished = jobs(result.stdout + result.stderr)
+    starts += len(started)
+    for key in finished:
+        assert key not in finished_once, f"{key} finished in run {finished_once[key]} and again"
+        finished_once[key] = runs + 1
+
+    hit_rules = {rule for _, _, hit in kills for rule in hit.split(",")}
+    assert len(kills) >= 10 and set(RULES) <= hit_rules, kills
+    # (a) every job finished exactly once; the only extra starts are the interrupted jobs
+    assert set(finished_once) == reference["jobs"]
+    interrupted = starts - len(reference["jobs"])
+    assert 0 < interrupted <= 2 * len(kills)  # at most the 2 running jobs per kill
+    # (b) identical numbers
+    assert dataset_hashes(tmp_path / "results") == reference["hashes"]
+    assert json.loads((tmp_path / "results" / "claims.json").read_text()) == reference["claims"]
+    # (c) nothing partial left behind
+    assert not list((tmp_path / "results").rglob(".*.tmp-*"))
+    print(f"\nkill-and-resume: {len(kills)} kills in {runs + 1} runs; {starts} job starts vs "
+          f"{len(reference['jobs'])} in a clean run ({interrupted} interrupted jobs rerun); "
+          f"{len(reference['hashes'])} dataset hashes identical; kills: {kills}")
+
+
+def test_killing_one_mpi_rank_fails_the_job_and_resuming_gives_identical_results(
+        tmp_path, reference):
+    config = yaml.safe_load(CONFIG.read_text())
+    config["resources"] = {"ranks": 2, "threads_per_rank": 1}
+    path = tmp_path / "ranks.yaml"
+    path.write_text(yaml.safe_dump(config))
+    session = Session(command(tmp_path, path))
+    killed = None
+    while session.process.poll() is None and killed is None:
+        for process in svperturb_processes(session.root, "simulate"):
+            try:
+                if process.environ().get("PMI_RANK") == "1":
+                    time.sleep(0.2)
+                    process.kill()
+                    killed = process.pid
+                    break
+            except psutil.Error:
+                continue
+        time.sleep(0.02)
+    assert session.wait() != 0 and killed is not None, session.log
+    assert "Error in rule simulate" in session.log
+    assert_every_output_is_complete(tmp_path / "results")
+    for cmd in resume_command(tmp_path, path):
+        run(cmd)
+    assert dataset_hashes(tmp_path / "results") == reference["hashes"]  # 2 ranks == 1 rank
+    shards = list((tmp_path / "results" / "shards").rglob("shard-*.h5"))
+    assert shards and all(io.read_attrs(s)["ranks"] == 2 for s in shards)
+
+
+def copy_of(reference: dict, tmp_path: Path) -> Path:
+    workdir = tmp_path / "work"
+    shutil.copytree(reference["workdir"], workdir, symlinks=True)
+    return workdir
+
+
+def changed_config(tmp_path: Path, change) -> Path:
+    config = yaml.safe_load(CONFIG.read_text())
+    change(config)
+    path = tmp_path / "changed.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_adding_a_width_and_samples_computes_only_the_new_shards(tmp_path, reference):
+    workdir = copy_of(reference, tmp_path)
+
+    def change(config):
+        config["grid"]["width"].append(12)  # new grid points of unit_variance and resnet_layer
+        config["studies"]["unit_variance"]["samples"] = 640  # one more shard per width
+
+    result = run(command(workdir, changed_config(tmp_path, change)))
+    started, finished = jobs(result.stdout + result.stderr)
+    simulated = sorted(key.split("/shards/")[1] for key in finished if key.startswith("simulate"))
+    assert simulated == sorted(
+        [f"unit_variance/distribution=gaussian/width={n}/shard-0004.h5" for n in (5, 8)]
+        + [f"unit_variance/distribution=gaussian/width=12/shard-000{k}.h5" for k in range(5)]
+        + [f"resnet_layer/distribution=gaussian/width=12/weight_scale=2/shard-000{k}.h5"
+           for k in range(2)])
+    aggregated = sorted(key for key in finished if key.startswith("aggregate"))
+    assert aggregated == ["aggregate results/resnet_layer.h5", "aggregate results/unit_variance.h5"]
+
+
+def test_changing_the_shard_size_is_refused_naming_the_key_and_both_sizes(tmp_path, reference):
+    workdir = copy_of(reference, tmp_path)
+    before = {p: p.stat().st_mtime_ns for p in (workdir / "results").rglob("*.h5")}
+    config = changed_config(
+        tmp_path, lambda c: c["studies"]["unit_variance"].update(shard_size=256))
+    result = run(command(workdir, config), check=False)
+    message = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "studies.unit_variance.shard_size" in message and "[0, 128)" in message
+    assert "[0, 256)" in message and "set shard_size back to 128" in message
+    assert "delete results/shards/unit_variance" in message
+    assert {p: p.stat().st_mtime_ns for p in (workdir / "results").rglob("*.h5")} == before
+    # the way out it names: delete the study's shards, and only that study is recomputed
+    shutil.rmtree(workdir / "results" / "shards" / "unit_variance")
+    dry = run(command(workdir, config, "-n"))
+    started, _ = jobs(dry.stdout + dry.stderr)
+    simulated = [key for key in started.values() if key.startswith("simulate")]
+    assert len(simulated) == 2 * 2 and all("unit_variance" in key for key in simulated)
+
+
+def test_changing_the_seed_says_that_every_shard_will_be_recomputed(tmp_path, reference):
+    workdir = copy_of(reference, tmp_path)
+    config = changed_config(tmp_path, lambda c: c.update(seed=12))
+    result = run(command(workdir, config, "-n"))
+    message = result.stdout + result.stderr
+    for study, count in (("unit_variance", 8), ("resnet_layer", 4), ("rho_paths", 1)):
+        assert (f"study {study}: the config changes seed (11 -> 12) for the {count} shards"
+                in message), message
+    started, _ = jobs(message)
+    assert sum(key.startswith("simulate") for key in started.values()) == 13
