@@ -320,6 +320,7 @@ def test_adding_a_width_and_samples_computes_only_the_new_shards(tmp_path, refer
 
     result = run(command(workdir, changed_config(tmp_path, change)))
     started, finished = jobs(result.stdout + result.stderr)
+    assert set(started.values()) == finished  # nothing started that did not need to run
     simulated = sorted(key.split("/shards/")[1] for key in finished if key.startswith("simulate"))
     assert simulated == sorted(
         [f"unit_variance/distribution=gaussian/width={n}/shard-0004.h5" for n in (5, 8)]

@@ -107,6 +107,7 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     tmp = _atomic_target(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path)
         tmp.write_text(text)
         _publish(tmp, path)
     except OSError as exc:
