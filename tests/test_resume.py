@@ -290,8 +290,12 @@ def test_killing_one_mpi_rank_fails_the_job_and_resuming_gives_identical_results
     assert session.wait() != 0 and killed is not None, session.log
     assert "Error in rule simulate" in session.log
     assert_every_output_is_complete(tmp_path / "results")
+    _, done_before = jobs(session.log)
     for cmd in resume_command(tmp_path, path):
-        run(cmd)
+        result = run(cmd)
+    started, done_after = jobs(result.stdout + result.stderr)
+    assert not done_before & set(started.values())  # nothing finished is run again
+    assert done_before | done_after == reference["jobs"]
     assert dataset_hashes(tmp_path / "results") == reference["hashes"]  # 2 ranks == 1 rank
     shards = list((tmp_path / "results" / "shards").rglob("shard-*.h5"))
     assert shards and all(io.read_attrs(s)["ranks"] == 2 for s in shards)
