@@ -35,7 +35,10 @@ AXES = ("distribution", "width", "weight_scale")
 INNER = ("skip",)
 # Finite for every computable sample (largest singular values, whole spectra): a NaN or an
 # infinity here marks the sample as a numerical fault (studies.simulate_range).
-FINITE = ("s1_W", "s_min_W", "tau_bar", "tau_low", "s1", "s_min", "spectra/singular_values")
+FINITE = (
+    "s1_W", "s_min_W", "tau_bar", "tau_low", "s1", "s_min", "kappa", "slack_70", "slack_74",
+    "slack_71", "spectra/singular_values",
+)
 
 
 def _interval_check(value, lower, upper, scale, tol, axis=None):

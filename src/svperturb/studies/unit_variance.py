@@ -20,8 +20,8 @@ INNER = ()
 # Finite for every computable sample (largest singular values, whole spectra): a NaN or an
 # infinity here marks the sample as a numerical fault (studies.simulate_range).
 FINITE = (
-    "s1", "s_min", "tau_bar", "tau_low", "spectra/singular_values",
-    "spectra/symmetric_eigenvalues",
+    "s1", "s_min", "tau_bar", "tau_low", "kappa", "ratio", "Y", "Z", "Z_tilde",
+    "spectra/singular_values", "spectra/symmetric_eigenvalues",
 )
 
 
