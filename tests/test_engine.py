@@ -16,8 +16,12 @@ WIDTHS = (5, 32, 33, 100)
 
 
 def layer_matrices(kind: str, n: int, count: int, seed: int = 11) -> np.ndarray:
-    """The studies' matrices: ResNet W1 + I, ConvNet D1 W1 D, ReLU (D1 W1 + I) D (m/n = 1/2)."""
-    w = unit_variance_matrices(seed, "engine-test", n, "gaussian", 0, count) * weight_std(n, 2.0)
+    """The studies' matrices: unit-variance K_n, ResNet W1 + I, ConvNet D1 W1 D, ReLU
+    (D1 W1 + I) D (m/n = 1/2)."""
+    k = unit_variance_matrices(seed, "engine-test", n, "gaussian", 0, count)
+    if kind == "unit_variance":
+        return k
+    w = k * weight_std(n, 2.0)
     eye = np.eye(n)
     if kind == "resnet":
         return w + eye
@@ -43,7 +47,7 @@ def assert_meets_contract(values: np.ndarray, a: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("n", WIDTHS)
-@pytest.mark.parametrize("kind", ["resnet", "convnet", "relu"])
+@pytest.mark.parametrize("kind", ["unit_variance", "resnet", "convnet", "relu"])
 @pytest.mark.parametrize("route", ["auto", "gram"])
 def test_every_route_meets_the_contract_on_the_studies_matrices(kind, n, route):
     a = layer_matrices(kind, n, 40 if n < 100 else 12)
@@ -147,3 +151,19 @@ def test_the_resnet_study_on_the_gram_route_is_block_invariant_and_violation_fre
     lapack = reference_singular_values(
         unit_variance_matrices(3, "resnet_layer", 24, "gaussian", 0, 96) * weight_std(24, 2.0) + np.eye(24))
     np.testing.assert_allclose(whole["s_min"][:, 2], lapack[:, -1], rtol=engine.TOLERANCE_S_MIN)
+
+
+
+def test_unit_variance_matrices_mostly_fall_back_at_n_50():
+    """The Gram route proves s_n only if delta <= 1e-10 lambda_n, and delta >= n eps lambda_1, so
+    only if kappa <= sqrt(1e-10 / (n eps)) = 95.3 at n = 50. kappa(K_n) / n follows Edelman's law
+    P(kappa / n <= x) = exp(-2/x - 2/x^2): P(kappa <= 95.3) = 0.20, so at least 80 % of K_50 fall
+    back (3 binomial sigmas below: 71 % of 200), while ResNet layers W1 + I (kappa < 3) never do.
+    The unit-variance study therefore stays on LAPACK until an accurate s_n route exists."""
+    n, count = 50, 200
+    x = np.sqrt(1e-10 / (n * engine.EPS)) / n
+    p_fall = 1 - np.exp(-2 / x - 2 / x**2)
+    k = layer_matrices("unit_variance", n, count)
+    floor = p_fall - 3 * np.sqrt(p_fall * (1 - p_fall) / count)
+    assert engine.singular_values(k, route="gram").fallback.mean() >= floor
+    assert not engine.singular_values(layer_matrices("resnet", n, count), route="gram").fallback.any()
