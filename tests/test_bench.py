@@ -26,3 +26,19 @@ def test_bench_prints_and_saves_the_table(tmp_path, capsys):
             assert row["max_rel_err_s_min"] > 1e-10
     assert [r["route"] for r in saved["end_to_end"]] == ["naive", "auto", "auto"]
     assert printed.count("| engine gram |") == 2 and "samples/s" in printed
+
+
+def test_bench_measures_the_extremes_route_on_unit_variance_matrices(tmp_path, capsys):
+    output = tmp_path / "bench.json"
+    assert main(["bench", "--backend", "numpy", "--widths", "5", "33", "--repeats", "1",
+                 "--scale", "0.002", "--threads", "1", "--end-to-end-width", "0",
+                 "--output", str(output)]) == 0
+    saved = json.loads(output.read_text())["extremes"]
+    assert [(r["method"], r["n"]) for r in saved] == [
+        ("numpy.linalg.svd (naive)", 5), ("engine extremes", 5),
+        ("numpy.linalg.svd (naive)", 33), ("engine extremes", 33)]
+    for row in saved:
+        assert row["matrices_per_s"] > 0
+        assert row["max_rel_err_s1"] <= 1e-12 and row["max_rel_err_s_min"] <= 1e-10
+        assert 0 <= row["by_gram"] + row["by_inverse_iteration"] <= 1
+    assert "proved by Gram" in capsys.readouterr().out

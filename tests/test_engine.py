@@ -167,3 +167,67 @@ def test_unit_variance_matrices_mostly_fall_back_at_n_50():
     floor = p_fall - 3 * np.sqrt(p_fall * (1 - p_fall) / count)
     assert engine.singular_values(k, route="gram").fallback.mean() >= floor
     assert not engine.singular_values(layer_matrices("resnet", n, count), route="gram").fallback.any()
+
+
+# --- s_1 and s_n only: Gram route refined by certified inverse iteration -------------------------
+
+
+@pytest.mark.parametrize("n", WIDTHS)
+@pytest.mark.parametrize("kind", ["unit_variance", "resnet"])
+def test_extreme_singular_values_meet_the_contract_and_their_bound_covers_the_error(kind, n):
+    a = layer_matrices(kind, n, 120 if n < 100 else 40)
+    extremes = engine.extreme_singular_values(a)
+    reference = reference_singular_values(a)
+    assert np.abs(extremes.s1 / reference[:, 0] - 1).max() <= engine.TOLERANCE_S1
+    assert np.abs(extremes.s_min / reference[:, -1] - 1).max() <= engine.TOLERANCE_S_MIN
+    # the proved bound holds, up to the reference's own rounding (gesvd: n eps s_1 at most)
+    slack = n * engine.EPS * reference[:, 0]
+    assert np.all(np.abs(extremes.s_min - reference[:, -1]) <= extremes.s_min_error + slack)
+    assert set(np.unique(extremes.route)) <= {0, 1, 2}
+
+
+def test_inverse_iteration_proves_s_n_where_the_gram_route_cannot():
+    a = layer_matrices("unit_variance", 33, 200)
+    gram_proves = ~engine.singular_values(a, route="gram").fallback
+    route = engine.extreme_singular_values(a).route
+    assert np.all(route[gram_proves] == 0)
+    assert np.count_nonzero(route == 1) > 0
+    assert np.count_nonzero(route != 2) > np.count_nonzero(gram_proves)
+
+
+def test_a_cluster_at_the_bottom_cannot_be_proved_and_falls_back_to_lapack():
+    """s_n and s_(n-1) 1e-9 apart with kappa = 1e6: the Gram bound separates neither, so LAPACK."""
+    n = 12
+    rng = np.random.default_rng(4)
+    u, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    v, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    s = np.geomspace(1.0, 1e-6, n)
+    s[-2] = s[-1] * (1 + 1e-9)
+    a = (u * s) @ v.T
+    extremes = engine.extreme_singular_values(np.stack([a, layer_matrices("resnet", n, 1)[0]]))
+    assert extremes.route[0] == 2
+    reference = reference_singular_values(a[None])[0]
+    assert abs(extremes.s_min[0] / reference[-1] - 1) <= engine.TOLERANCE_S_MIN
+
+
+def test_an_exactly_singular_matrix_is_left_to_lapack():
+    a = layer_matrices("unit_variance", 40, 6)
+    a[2][:, 0] = a[2][:, 1]  # two equal columns
+    extremes = engine.extreme_singular_values(a)
+    lapack = np.linalg.svd(a, compute_uv=False)
+    assert extremes.route[2] == 2 and extremes.s_min[2] == lapack[2, -1]
+    assert extremes.s_min[2] <= 1e-12 * extremes.s1[2]
+
+
+def test_extremes_do_not_depend_on_how_the_stack_is_split():
+    a = layer_matrices("unit_variance", 33, 64)
+    whole = engine.extreme_singular_values(a)
+    halves = [engine.extreme_singular_values(part) for part in (a[:21], a[21:])]
+    for name in ("s1", "s_min", "route", "s_min_error"):
+        np.testing.assert_array_equal(getattr(whole, name),
+                                      np.concatenate([getattr(h, name) for h in halves]))
+
+
+def test_extremes_refuse_what_is_not_a_stack_of_square_matrices():
+    with pytest.raises(ValueError, match="square matrices"):
+        engine.extreme_singular_values(np.ones((3, 4, 5)))

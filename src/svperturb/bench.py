@@ -1,7 +1,8 @@
 """`svperturb bench`: matrices per second and accuracy of each spectra route, against the naive
 library calls measured in the same run, and the end-to-end rate of the ResNet-layer statistics.
 
-Matrices are ResNet layers W1 + I, W1 = K_n / (r sqrt(8 n)) (111), r = 2, Gaussian. Accuracy is
+Matrices are ResNet layers W1 + I, W1 = K_n / (r sqrt(8 n)) (111), r = 2, Gaussian, and for the
+s_1-and-s_n route unit-variance K_n (whose kappa ~ n defeats the Gram route). Accuracy is
 the largest relative error of s_1 and of s_* (the smallest non-zero singular value) against
 float64 LAPACK gesvd (SciPy, one matrix at a time) on a random subsample of each batch.
 Rates are the best of `repeats` timed runs after one warm-up; compare ratios within one run.
@@ -108,6 +109,36 @@ def bench_routes(widths, xp: ModuleType, workers: int, repeats: int, scale: floa
     return rows
 
 
+def bench_extremes(widths, xp: ModuleType, repeats: int, scale: float) -> list[dict]:
+    """s_1 and s_n of unit-variance K_n (kappa ~ n: the Gram route alone proves few s_n):
+    the naive SVD against engine.extreme_singular_values, with how each sample was proved."""
+    rows = []
+    rng = np.random.default_rng(1)
+    for n in widths:
+        count = batch_size(n, scale)
+        host = unit_variance_matrices(2, "bench", n, "gaussian", 0, count)
+        device = xp.asarray(host)
+        checked = np.sort(rng.choice(count, size=min(CHECKED, count), replace=False))
+        s1_ref, s_min_ref = reference_extremes(host[checked])
+        naive_seconds, values = timed(lambda d=device: xp.linalg.svd(d, compute_uv=False), xp, repeats)
+        seconds, extremes = timed(lambda d=device: engine.extreme_singular_values(d, xp), xp, repeats)
+        values = to_host(values)[checked]
+        s1, s_min, route = (to_host(x) for x in (extremes.s1, extremes.s_min, extremes.route))
+        for name, rate, ours in (
+                (f"{engine.xp_name(xp)}.linalg.svd (naive)", count / naive_seconds,
+                 (values[:, 0], values[:, -1])),
+                ("engine extremes", count / seconds, (s1[checked], s_min[checked]))):
+            rows.append({"method": name, "n": n, "matrices": count, "matrices_per_s": rate,
+                         "max_rel_err_s1": float(np.max(np.abs(ours[0] / s1_ref - 1))),
+                         "max_rel_err_s_min": float(np.max(np.abs(ours[1] / s_min_ref - 1))),
+                         "by_gram": float(np.mean(route == 0)) if name.startswith("engine") else 0.0,
+                         "by_inverse_iteration": float(np.mean(route == 1))
+                         if name.startswith("engine") else 0.0})
+        log.info("K_n extremes n = %d: naive %.0f/s, engine %.0f/s", n, rows[-2]["matrices_per_s"],
+                 rows[-1]["matrices_per_s"])
+    return rows
+
+
 def resnet_layer_statistics(w, xp: ModuleType, rhos, route: str, workers: int) -> dict:
     """The ResNet-layer study's spectra: tau_bar, tau_low of W1; s_1, s_*, kappa of W1 + rho I."""
     tau_low, tau_bar = symmetric_part_extremes(w, xp)
@@ -136,7 +167,8 @@ def bench_end_to_end(n: int, xp: ModuleType, workers: int, repeats: int, scale: 
     return rows
 
 
-def format_table(rows: list[dict], end_to_end: list[dict], device: str) -> str:
+def format_table(rows: list[dict], end_to_end: list[dict], device: str,
+                 extremes: list[dict] = ()) -> str:
     lines = [f"svperturb bench on {device}",
              "| method | n | dtype | matrices/s | x naive | max rel err s_1 | max rel err s_* | fallback |",
              "|---|---|---|---|---|---|---|---|"]
@@ -145,6 +177,16 @@ def format_table(rows: list[dict], end_to_end: list[dict], device: str) -> str:
         lines.append(f"| {r['method']} | {r['n']} | {r['dtype']} | {r['matrices_per_s']:,.0f} | "
                      f"{r['matrices_per_s'] / naive[r['n']]:.2f} | {r['max_rel_err_s1']:.1e} | "
                      f"{r['max_rel_err_s_min']:.1e} | {r['fallback']:.3f} |")
+    if extremes:
+        lines += ["", "s_1 and s_n only, unit-variance K_n (float64):",
+                  "| method | n | matrices/s | x naive | max rel err s_1 | max rel err s_n | "
+                  "proved by Gram | by inverse iteration |", "|---|---|---|---|---|---|---|---|"]
+        base = {r["n"]: r["matrices_per_s"] for r in extremes if r["method"].endswith("(naive)")}
+        for r in extremes:
+            lines.append(f"| {r['method']} | {r['n']} | {r['matrices_per_s']:,.0f} | "
+                         f"{r['matrices_per_s'] / base[r['n']]:.2f} | {r['max_rel_err_s1']:.1e} | "
+                         f"{r['max_rel_err_s_min']:.1e} | {r['by_gram']:.3f} | "
+                         f"{r['by_inverse_iteration']:.3f} |")
     if end_to_end:
         lines += ["", ("ResNet layer, end to end (tau_bar, tau_low; s_1, s_*, kappa of W1 + rho I, "
                        "11 values of rho):"),

@@ -244,13 +244,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     rows = bench.bench_routes(args.widths, backend.xp, args.threads, args.repeats, args.scale)
     end_to_end = (bench.bench_end_to_end(args.end_to_end_width, backend.xp, args.threads,
                                          args.repeats, args.scale) if args.end_to_end_width else [])
-    table = bench.format_table(rows, end_to_end, backend.device)
+    extremes = bench.bench_extremes(args.widths, backend.xp, args.repeats, args.scale)
+    table = bench.format_table(rows, end_to_end, backend.device, extremes)
     print(table)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         _write_json(Path(args.output), {"device": backend.device, "backend": backend.name,
                                         "threads": args.threads, "versions": io.software_versions(),
-                                        "routes": rows, "end_to_end": end_to_end})
+                                        "routes": rows, "end_to_end": end_to_end,
+                                        "extremes": extremes})
         log.info("wrote %s", args.output)
     return 0
 
