@@ -31,6 +31,7 @@ def write_shard(path, study_name, point, start, stop, block_size=64, keep_spectr
         "sample_start": start,
         "sample_stop": stop,
         "block_size": block_size,
+        "keep_spectra": keep_spectra,
         "data_hash": io.data_hash({"study": study_name, "point": point}),
         "format_version": io.FORMAT_VERSION,
         **{f"version_{k}": v for k, v in io.software_versions().items()},

@@ -124,6 +124,15 @@ def test_a_shard_with_too_few_rows_is_refused(tmp_path, caplog, shard):
     assert "rows, expected 63" in message
 
 
+def test_a_shard_with_spectra_of_the_wrong_length_is_refused(tmp_path, caplog, shard):
+    with h5py.File(shard, "r+") as fh:
+        kept = fh["spectra/singular_values"][()]
+        del fh["spectra/singular_values"]
+        fh["spectra/singular_values"] = kept[:-1]
+    message = assert_refused(tmp_path, caplog, shard)
+    assert f"'spectra/singular_values' has {len(kept) - 1} rows, expected {len(kept)}" in message
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("dataset", ["s1", "tau_bar", "spectra/singular_values"])
 def test_nan_or_infinity_in_a_finite_dataset_is_refused_naming_dataset_and_row(

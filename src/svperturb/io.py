@@ -264,7 +264,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-REQUIRED_SHARD_ATTRS = ("study", "point", "sample_start", "sample_stop", "data_hash", "format_version")
+REQUIRED_SHARD_ATTRS = ("study", "point", "sample_start", "sample_stop", "keep_spectra", "data_hash",
+                        "format_version")
 
 
 def merge_shards(study: str, shards: list[str | Path], samples: int, output: str | Path,
@@ -366,6 +367,8 @@ MERGED_AWAY = ("sample_start", "sample_stop", "shard", "wall_seconds", "created"
 
 
 def _merge_point(out: AtomicHDF5, point: str, parts, samples: int, finite: tuple[str, ...]) -> int:
+    """Copy a point's shards, in sample order, into the group `point`: each shard is opened once,
+    checked (_check_shard_data) and written; the first one fixes the layout."""
     group = out.file.create_group(point)
     first_attrs = parts[0][3]
     for key, value in first_attrs.items():
@@ -376,35 +379,25 @@ def _merge_point(out: AtomicHDF5, point: str, parts, samples: int, finite: tuple
     group.attrs["compute_seconds"] = float(sum(p[3].get("wall_seconds", 0.0) for p in parts))
     versions = sorted({str(p[3].get("version_svperturb")) for p in parts} - {__version__})
     group.attrs["version_mismatch"] = ", ".join(versions)  # empty unless merged with force
-    layout = {}
-
-    def record(name, obj):
-        if isinstance(obj, h5py.Dataset):
-            layout[name] = (obj.shape, obj.dtype)
-
-    lengths = {}
-    for _, _, shard, _ in parts:
-        with _open_shard(shard) as fh:
-            if shard == parts[0][2]:
-                fh.visititems(record)
-            lengths[shard] = {name: fh[name].shape[0] for name in layout if name in fh}
-    if "fault" not in layout:
-        raise ShardError(f"{parts[0][2]}: no dataset 'fault'; regenerate it: "
-                         f"{regenerate_command(parts[0][2])}")
-    for name, (shape, dtype) in layout.items():
-        total = samples if not name.startswith("spectra/") else sum(
-            lengths[p[2]].get(name, 0) for p in parts)
-        out.dataset(f"{point}/{name}", (total, *shape[1:]), dtype)
-    offsets = dict.fromkeys(layout, 0)
+    keep = first_attrs["keep_spectra"]
+    layout: dict[str, tuple] = {}
     faults = []
     for start, stop, shard, _ in parts:
         with _open_shard(shard) as fh:
+            if not layout:
+                fh.visititems(lambda name, obj: layout.__setitem__(name, (obj.shape, obj.dtype))
+                              if isinstance(obj, h5py.Dataset) else None)
+                if "fault" not in layout:
+                    raise ShardError(f"{shard}: no dataset 'fault'; regenerate it: "
+                                     f"{regenerate_command(shard)}")
+                for name, (shape, dtype) in layout.items():
+                    rows = min(keep, samples) if name.startswith("spectra/") else samples
+                    out.dataset(f"{point}/{name}", (rows, *shape[1:]), dtype)
             data = {name: _read_dataset(fh, shard, name, parts[0][2]) for name in layout}
-        _check_shard_data(shard, data, stop - start, finite)
+        _check_shard_data(shard, data, stop - start, max(0, min(keep, stop) - start), finite)
         faults.extend((start + int(i), int(data["fault"][i])) for i in np.flatnonzero(data["fault"]))
-        for name, values in data.items():
-            out.datasets[f"{point}/{name}"][offsets[name] : offsets[name] + len(values)] = values
-            offsets[name] += len(values)
+        for name, values in data.items():  # spectra rows are the first samples, as is the shard's
+            out.datasets[f"{point}/{name}"][start : start + len(values)] = values
     group.attrs["fault_count"] = len(faults)
     group.attrs["faults_json"] = json.dumps(faults[:1000])  # (sample, code); the count is exact
     return samples
@@ -429,16 +422,18 @@ def _read_dataset(fh: h5py.File, shard: Path, name: str, reference: Path) -> np.
                          f"regenerate it: {regenerate_command(shard)}") from None
 
 
-def _check_shard_data(shard: Path, data: dict[str, np.ndarray], rows: int,
+def _check_shard_data(shard: Path, data: dict[str, np.ndarray], rows: int, spectra_rows: int,
                       finite: tuple[str, ...]) -> None:
-    """Lengths, fault codes, and no NaN or infinity in FINITE datasets of unflagged samples."""
+    """Lengths (`rows` per sample, `spectra_rows` of spectra), fault codes, and no NaN or infinity
+    in FINITE datasets of unflagged samples."""
     from svperturb.studies import FAULT_NAMES
 
     again = f"regenerate it: {regenerate_command(shard)}"
     for name, values in data.items():
-        if not name.startswith("spectra/") and len(values) != rows:
-            raise ShardError(f"{shard}: dataset {name!r} has {len(values)} rows, expected {rows}; "
-                             f"{again}")
+        expected = spectra_rows if name.startswith("spectra/") else rows
+        if len(values) != expected:
+            raise ShardError(f"{shard}: dataset {name!r} has {len(values)} rows, expected "
+                             f"{expected}; {again}")
     fault = data["fault"]
     unknown = sorted(set(np.unique(fault).tolist()) - set(FAULT_NAMES))
     if unknown:
