@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import math
@@ -168,6 +169,7 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     if args.seed is not None:  # the settings every shard must have been computed with
         inner = inner_values(args, args.study)
 
+        @functools.cache  # a point's shards share it: parse and check each point once
         def expected(path: str) -> dict:
             return {**parse_point(path, args.study), **inner, "seed": args.seed}
 
