@@ -48,20 +48,23 @@ def reference_symmetric_eigenvalues(stack: np.ndarray) -> np.ndarray:
     return out.reshape(*stack.shape[:-2], stack.shape[-1])
 
 
-def simulate_study(directory, study: str, points: list[str], samples: int, *extra: str) -> None:
+def simulate_study(directory, study: str, points: list[str], samples: int, *inner: str,
+                   block_size: int | None = None) -> None:
     """Each Hive-style grid point of `study` simulated through the CLI (seed 5, NumPy, one shard
-    of `samples`), merged into directory/<study>.h5; `extra` (e.g. "--skip", "0", "1") goes to
-    every simulate."""
+    of `samples`, blocks of `block_size` if given), merged into directory/<study>.h5 as the
+    workflow merges, every shard checked against the seed and the inner axes `inner` (e.g.
+    "--skip", "0", "1"), which go to every simulate too."""
     from svperturb.cli import main
 
+    size = ["--block-size", str(block_size)] if block_size else []
     shards = []
     for i, point in enumerate(points):
         shard = directory / "shards" / f"{study}-{i}.h5"
         assert main(["simulate", "--study", study, "--point", point, "--start", "0", "--stop",
                      str(samples), "--seed", "5", "--backend", "numpy", "--output", str(shard),
-                     *extra]) == 0
+                     *size, *inner]) == 0
         shards.append(str(shard))
-    assert main(["aggregate", "--study", study, "--samples", str(samples),
+    assert main(["aggregate", "--study", study, "--samples", str(samples), "--seed", "5", *inner,
                  "--output", str(directory / f"{study}.h5"), *shards]) == 0
 
 

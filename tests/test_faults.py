@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import pytest
 
-from conftest import TINY_POINTS
+from conftest import TINY_POINTS, simulate_study
 from svperturb import io
 from svperturb.claims import Results
 from svperturb.cli import main
@@ -24,22 +24,16 @@ from svperturb.studies import (
 )
 from svperturb.studies import resnet_layer as resnet_module
 
-SEED = 5
+SEED = 5  # conftest.simulate_study's
 SAMPLES = 100
 
 
 def simulate_and_merge(directory, study: str, samples: int = SAMPLES, block_size: int = 16) -> Results:
-    """One shard of TINY_POINTS[study] through the CLI (seed 5, NumPy), merged with the config's
-    settings checked (--seed and the inner axes)."""
+    """One shard of TINY_POINTS[study] (seed 5), merged with the settings checked."""
     point = TINY_POINTS[study]
-    inner = [arg for axis in get_study(study).INNER
-             for arg in (f"--{axis}", *map(str, point[axis]))]
-    shard = directory / "shards" / "shard-0000.h5"
-    assert main(["simulate", "--study", study, "--point", point_path(point, get_study(study).AXES),
-                 "--start", "0", "--stop", str(samples), "--seed", str(SEED), "--backend", "numpy",
-                 "--block-size", str(block_size), "--output", str(shard), *inner]) == 0
-    assert main(["aggregate", "--study", study, "--samples", str(samples), "--seed", str(SEED),
-                 *inner, "--output", str(directory / f"{study}.h5"), str(shard)]) == 0
+    inner = [arg for axis in get_study(study).INNER for arg in (f"--{axis}", *map(str, point[axis]))]
+    simulate_study(directory, study, [point_path(point, get_study(study).AXES)], samples, *inner,
+                   block_size=block_size)
     return Results(directory)
 
 

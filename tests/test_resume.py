@@ -75,19 +75,25 @@ def jobs(log: str) -> tuple[dict[str, str], set[str]]:
     return started, {started[j] for j in finished if j in started}
 
 
-def dataset_hashes(results: Path) -> dict[str, str]:
-    """sha256 of every dataset (dtype, shape, bytes) of every merged study file."""
+def file_hashes(path: Path) -> dict[str, str]:
+    """sha256 of every dataset (dtype, shape, bytes) of one HDF5 file (reading them all)."""
     out = {}
-    for study in STUDIES:
-        with h5py.File(results / f"{study}.h5", "r") as fh:
-            def visit(name, obj, study=study):
-                if isinstance(obj, h5py.Dataset):
-                    values = obj[()]
-                    digest = hashlib.sha256(f"{values.dtype.str}{values.shape}".encode())
-                    digest.update(values.tobytes())
-                    out[f"{study}.h5/{name}"] = digest.hexdigest()
-            fh.visititems(visit)
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            values = obj[()]
+            digest = hashlib.sha256(f"{values.dtype.str}{values.shape}".encode())
+            digest.update(values.tobytes())
+            out[f"{path.name}/{name}"] = digest.hexdigest()
+
+    with h5py.File(path, "r") as fh:
+        fh.visititems(visit)
     return out
+
+
+def dataset_hashes(results: Path) -> dict[str, str]:
+    """file_hashes of every merged study file."""
+    return {key: value for study in STUDIES for key, value in file_hashes(results / f"{study}.h5").items()}
 
 
 def assert_every_output_is_complete(results: Path) -> int:
@@ -101,7 +107,7 @@ def assert_every_output_is_complete(results: Path) -> int:
         checked += 1
     for study in STUDIES:
         if (results / f"{study}.h5").exists():
-            assert dataset_hashes_of_one(results / f"{study}.h5")
+            assert file_hashes(results / f"{study}.h5")  # every dataset readable
             checked += 1
     for name in ("fits.json", "claims.json"):
         if (results / name).exists():
@@ -113,29 +119,34 @@ def assert_every_output_is_complete(results: Path) -> int:
     return checked
 
 
-def dataset_hashes_of_one(path: Path) -> int:
-    with h5py.File(path, "r") as fh:
-        names = []
-        fh.visititems(lambda name, obj: names.append(obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return len(names)
-
-
 def svperturb_processes(root: psutil.Process, verb: str | None = None) -> list[psutil.Process]:
     """The `svperturb <verb>` Python processes among root's descendants (not their shells)."""
-    found = []
     try:
         children = root.children(recursive=True)
     except psutil.Error:
-        return found
-    for process in children:
+        return []
+    return [p for p in children if (v := verb_of(p)) is not None and verb in (None, v)]
+
+
+def verb_of(process: psutil.Process) -> str | None:
+    """'simulate' for `.../svperturb simulate ...`; None for other or vanished processes."""
+    try:
+        args = process.cmdline()
+    except psutil.Error:
+        return None
+    return next((args[i + 1] for i, arg in enumerate(args[:-1]) if Path(arg).name == "svperturb"),
+                None)
+
+
+def leftover_jobs(workdir: Path) -> list[psutil.Process]:
+    """svperturb processes still running in `workdir` (a killed run must leave none)."""
+    found = []
+    for process in psutil.process_iter():
         try:
-            args = process.cmdline()
+            if verb_of(process) is not None and Path(process.cwd()) == workdir.resolve():
+                found.append(process)
         except psutil.Error:
             continue
-        for i, arg in enumerate(args[:-1]):
-            if Path(arg).name == "svperturb" and (verb is None or args[i + 1] == verb):
-                found.append(process)
-                break
     return found
 
 
@@ -177,9 +188,8 @@ def kill_during(session: Session, rule: str, how: str, rng: random.Random) -> st
             time.sleep(0.01)
             continue
         time.sleep(rng.uniform(0.0, 0.4 if how == "group" else 0.15))
-        running = svperturb_processes(session.root)
-        hit = sorted({p.cmdline()[[Path(a).name for a in p.cmdline()].index("svperturb") + 1]
-                      for p in running if _alive(p)})
+        hit = sorted({verb for p in svperturb_processes(session.root)
+                      if _alive(p) and (verb := verb_of(p)) is not None})
         if how == "job":
             if not _alive(targets[0]):
                 continue  # finished in the meantime: wait for the next job of this rule
@@ -221,13 +231,11 @@ def test_sigkill_anywhere_then_resume_gives_identical_results_rerunning_only_int
             ("aggregate", "group"), ("aggregate", "job"), ("aggregate", "group"),
             ("fit", "job"), ("fit", "group"), ("report", "group"), ("report", "job")]
     kills, starts, finished_once, runs = [], 0, {}, 0
-    first = True
     while plan:
         runs += 1
         assert runs <= 30, f"gave up with kills left to make: {plan}; made {kills}"
-        if not first:
+        if runs > 1:
             run(resume_command(tmp_path)[0])  # --unlock
-        first = False
         session = Session(command(tmp_path))
         rule, how = plan[0]
         hit = kill_during(session, rule, how, rng)
@@ -241,7 +249,10 @@ def test_sigkill_anywhere_then_resume_gives_identical_results_rerunning_only_int
         kills.append((rule, how, hit))
         if rule in hit.split(","):
             plan.pop(0)
-        assert not svperturb_processes(session.root) if _alive(session.root) else True
+        deadline = time.monotonic() + 10  # SIGKILLed processes vanish within moments
+        while leftover_jobs(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not leftover_jobs(tmp_path), "a job survived the kill of its run"
         assert_every_output_is_complete(tmp_path / "results")
 
     for cmd in resume_command(tmp_path):  # the last resume runs to the end
