@@ -269,7 +269,7 @@ def extreme_singular_values(a, xp: ModuleType = np) -> Extremes:
 
 def _inverse_iteration(a, next_square_low, xp: ModuleType):
     """(sigma, beta, proved) for s_n of each matrix: see extreme_singular_values.
-    `next_square_low` is a lower bound on s_(n-1)^2."""
+    `next_square_low` is a lower bound on s_(n-1)^2. Only the unproved samples keep iterating."""
     count, n = a.shape[0], a.shape[-1]
     sigma = xp.zeros(count)
     bound = xp.zeros(count)
@@ -278,22 +278,22 @@ def _inverse_iteration(a, next_square_low, xp: ModuleType):
         x = xp.linalg.inv(a)
     except np.linalg.LinAlgError:  # an exactly singular matrix in the batch: LAPACK for all
         return sigma, bound, proved
-    x_t = xp.swapaxes(x, -1, -2)
+    active = xp.arange(count)  # samples still unproved
     v = xp.ones((count, n)) / np.sqrt(n)
     done = 0
     for check in INVERSE_ITERATION_CHECKS:
+        x_a = x[active]
         for _ in range(check - done):
-            v = (x @ (x_t @ v[..., None]))[..., 0]  # X X^T = V S^-2 V^T: v -> right vector of s_n
+            # X X^T = V S^-2 V^T: v tends to the right singular vector of s_n
+            v = (x_a @ (xp.swapaxes(x_a, -1, -2) @ v[..., None]))[..., 0]
             v = v / xp.sqrt((v * v).sum(axis=-1))[:, None]
         done = check
-        value, beta = singular_pair_bound(a, v, xp)
+        value, beta = singular_pair_bound(a[active], v, xp)
         with np.errstate(divide="ignore", invalid="ignore"):
             ok = (xp.isfinite(value) & (beta <= TOLERANCE_S_MIN * (value - beta))
-                  & ((value + beta) ** 2 < next_square_low))
-        new = ok & ~proved
-        sigma = xp.where(new, value, sigma)
-        bound = xp.where(new, beta, bound)
-        proved = proved | ok
-        if bool(proved.all()):
+                  & ((value + beta) ** 2 < next_square_low[active]))
+        sigma[active[ok]], bound[active[ok]], proved[active[ok]] = value[ok], beta[ok], True
+        active, v = active[~ok], v[~ok]
+        if not len(active):
             break
     return sigma, bound, proved
