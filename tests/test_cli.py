@@ -61,3 +61,26 @@ def test_cluster_args_turn_group_size_into_group_components(tmp_path, capsys):
         path.write_text(yaml.safe_dump(config))
         assert main(["cluster-args", "--config", str(path)]) == 0
         assert capsys.readouterr().out.strip() == expected
+
+
+def test_a_shard_drawn_on_three_threads_equals_the_one_drawn_on_one(tmp_path, caplog):
+    import h5py
+    import numpy as np
+
+    from svperturb import ensembles
+
+    common = ["simulate", "--study", "unit_variance", "--point", "distribution=uniform/width=6",
+              "--start", "10", "--stop", "400", "--seed", "4", "--block-size", "128",
+              "--backend", "numpy"]
+    try:
+        for threads in (1, 3):
+            assert run(caplog, *common, "--draw-threads", str(threads),
+                       "--output", str(tmp_path / f"{threads}.h5")) == (0, "")
+    finally:
+        ensembles.set_draw_threads(1)
+    with h5py.File(tmp_path / "1.h5", "r") as one, h5py.File(tmp_path / "3.h5", "r") as three:
+        keys = []
+        one.visititems(lambda key, obj: keys.append(key) if isinstance(obj, h5py.Dataset) else None)
+        assert {"s_min", "spectra/singular_values"} <= set(keys)
+        for key in keys:
+            np.testing.assert_array_equal(three[key][()], one[key][()], err_msg=key)

@@ -8,12 +8,16 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from svperturb import ensembles
 from svperturb.ensembles import (
     DISTRIBUTIONS,
     SEED_CHUNK,
+    WEIGHT_PATTERNS,
     activation_pattern,
     active_count,
+    bounded_unit_matrices,
     pattern_ranks,
+    sample_draws,
     unit_variance_matrices,
     weight_std,
 )
@@ -48,6 +52,37 @@ def test_weights_drawn_at_once_equal_weights_drawn_in_pieces(distribution, start
     whole = draw(start, stop)
     assert whole.shape == (stop - start, 3, 3)
     np.testing.assert_array_equal(whole, drawn_in_pieces(draw, start, stop, cuts))
+
+
+DRAWS = {
+    **{f"weights/{d}": lambda a, b, d=d: unit_variance_matrices(SEED, "unit_variance", 7, d, a, b)
+       for d in DISTRIBUTIONS},
+    **{f"bounded/{p}": lambda a, b, p=p: bounded_unit_matrices(SEED, "hard_bounds", 5, p, a, b)
+       for p in WEIGHT_PATTERNS},
+    "pattern": lambda a, b: pattern_ranks(SEED, "relu_layer", 9, "left", a, b),
+    "input": lambda a, b: sample_draws(SEED, "derivative", 4, "input", a, b,
+                                       lambda g, size: g.standard_normal((size, 4))),
+}
+
+
+@pytest.mark.parametrize("threads", [2, 3, 8])
+@pytest.mark.parametrize("kind", sorted(DRAWS))
+def test_draws_are_the_same_on_any_number_of_threads(kind, threads):
+    """Each seed chunk has its own generator, so drawing the chunks concurrently changes nothing."""
+    draw = DRAWS[kind]
+    ranges = [(0, 1), (5, 190), (0, 7 * SEED_CHUNK), (63, 65)]
+    serial = [draw(a, b) for a, b in ranges]
+    try:
+        ensembles.set_draw_threads(threads)
+        for (a, b), expected in zip(ranges, serial):
+            np.testing.assert_array_equal(draw(a, b), expected, err_msg=f"[{a}, {b}), {threads} threads")
+    finally:
+        ensembles.set_draw_threads(1)
+
+
+def test_draw_threads_must_be_positive():
+    with pytest.raises(ValueError, match="draw threads: got 0"):
+        ensembles.set_draw_threads(0)
 
 
 def test_each_sample_is_a_function_of_its_index_only():

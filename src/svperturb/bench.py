@@ -18,7 +18,7 @@ from types import ModuleType
 import numpy as np
 import scipy.linalg
 
-from svperturb import engine
+from svperturb import engine, ensembles
 from svperturb.backend import to_host
 from svperturb.ensembles import unit_variance_matrices, weight_std
 from svperturb.spectra import add_identity, smallest_nonzero_singular_value, symmetric_part_extremes
@@ -139,6 +139,29 @@ def bench_extremes(widths, xp: ModuleType, repeats: int, scale: float) -> list[d
     return rows
 
 
+def bench_draws(widths, xp: ModuleType, threads: int, repeats: int, scale: float) -> list[dict]:
+    """Gaussian K_n drawn on the host (every job's input; a GPU waits for them) on 1 and `threads`
+    threads, and, on a GPU, copied to the device."""
+    rows = []
+    for n in widths:
+        count = max(ensembles.SEED_CHUNK, batch_size(n, scale))
+        for t in sorted({1, threads}):
+            ensembles.set_draw_threads(t)
+            try:
+                seconds, host = timed(lambda c=count, n=n: unit_variance_matrices(
+                    3, "bench", n, "gaussian", 0, c), np, repeats)
+            finally:
+                ensembles.set_draw_threads(1)
+            rows.append({"step": "draw", "n": n, "threads": t, "matrices_per_s": count / seconds})
+        if engine.xp_name(xp) == "cupy":
+            seconds, _ = timed(lambda h=host: xp.asarray(h), xp, repeats)
+            rows.append({"step": "copy to device", "n": n, "threads": 1,
+                         "matrices_per_s": count / seconds})
+        log.info("host draws n = %d: %s", n, ", ".join(f"{r['matrices_per_s']:.0f}/s"
+                                                       for r in rows if r["n"] == n))
+    return rows
+
+
 def resnet_layer_statistics(w, xp: ModuleType, rhos, route: str, workers: int) -> dict:
     """The ResNet-layer study's spectra: tau_bar, tau_low of W1; s_1, s_*, kappa of W1 + rho I."""
     tau_low, tau_bar = symmetric_part_extremes(w, xp)
@@ -168,7 +191,7 @@ def bench_end_to_end(n: int, xp: ModuleType, workers: int, repeats: int, scale: 
 
 
 def format_table(rows: list[dict], end_to_end: list[dict], device: str,
-                 extremes: list[dict] = ()) -> str:
+                 extremes: list[dict] = (), draws: list[dict] = ()) -> str:
     lines = [f"svperturb bench on {device}",
              "| method | n | dtype | matrices/s | x naive | max rel err s_1 | max rel err s_* | fallback |",
              "|---|---|---|---|---|---|---|---|"]
@@ -187,6 +210,11 @@ def format_table(rows: list[dict], end_to_end: list[dict], device: str,
                          f"{r['matrices_per_s'] / base[r['n']]:.2f} | {r['max_rel_err_s1']:.1e} | "
                          f"{r['max_rel_err_s_min']:.1e} | {r['by_gram']:.3f} | "
                          f"{r['by_inverse_iteration']:.3f} |")
+    if draws:
+        lines += ["", "Gaussian K_n drawn on the host (each job's input), and copied to the GPU:",
+                  "| step | n | threads | matrices/s |", "|---|---|---|---|"]
+        lines += [f"| {r['step']} | {r['n']} | {r['threads']} | {r['matrices_per_s']:,.0f} |"
+                  for r in draws]
     if end_to_end:
         lines += ["", ("ResNet layer, end to end (tau_bar, tau_low; s_1, s_*, kappa of W1 + rho I, "
                        "11 values of rho):"),

@@ -73,7 +73,7 @@ def parse_point(text: str, study: str) -> dict:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from svperturb import io, parallel
+    from svperturb import ensembles, io, parallel
     from svperturb.backend import select_backend
     from svperturb.studies import block_size_for, get_study
 
@@ -85,6 +85,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     point["seed"] = args.seed
     here = parallel.world()
     backend = select_backend(args.backend)
+    ensembles.set_draw_threads(args.draw_threads)
     free = None
     if backend.is_gpu:
         free = backend.xp.cuda.runtime.memGetInfo()[0]
@@ -247,14 +248,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     end_to_end = (bench.bench_end_to_end(args.end_to_end_width, backend.xp, args.threads,
                                          args.repeats, args.scale) if args.end_to_end_width else [])
     extremes = bench.bench_extremes(args.widths, backend.xp, args.repeats, args.scale)
-    table = bench.format_table(rows, end_to_end, backend.device, extremes)
+    draws = bench.bench_draws(args.widths, backend.xp, args.threads, args.repeats, args.scale)
+    table = bench.format_table(rows, end_to_end, backend.device, extremes, draws)
     print(table)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         _write_json(Path(args.output), {"device": backend.device, "backend": backend.name,
                                         "threads": args.threads, "versions": io.software_versions(),
                                         "routes": rows, "end_to_end": end_to_end,
-                                        "extremes": extremes})
+                                        "extremes": extremes, "draws": draws})
         log.info("wrote %s", args.output)
     return 0
 
@@ -326,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "allocation beyond it halves the block and retries)")
     p.add_argument("--keep-spectra", type=int, default=16)
     p.add_argument("--backend", choices=BACKENDS, default="auto")
+    p.add_argument("--draw-threads", type=_positive_int, default=1,
+                   help="threads drawing the random matrices on the host (the same draws for any "
+                        "number); the workflow gives each rank its cores")
     p.add_argument("--output", required=True)
     p.set_defaults(func=cmd_simulate)
 

@@ -10,11 +10,28 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 DISTRIBUTIONS = ("gaussian", "uniform")
 SEED_CHUNK = 64  # samples per seed chunk; a constant of the data format, not a tuning knob
+
+_draw_pool: ThreadPoolExecutor | None = None
+
+
+def set_draw_threads(count: int) -> None:
+    """Draw seed chunks on `count` threads (NumPy's generators release the GIL while they fill).
+
+    The draws are the same for every count: each chunk has its own generator. A GPU job's matrices
+    are drawn on the host, so its cores decide how fast the device is fed.
+    """
+    global _draw_pool
+    if count < 1:
+        raise ValueError(f"draw threads: got {count}; need >= 1")
+    if _draw_pool is not None:
+        _draw_pool.shutdown()
+    _draw_pool = ThreadPoolExecutor(count, thread_name_prefix="svperturb-draw") if count > 1 else None
 
 
 def _code(name: str) -> int:
@@ -32,12 +49,15 @@ def _draw_range(
     """Samples [start, stop) of the stream `keys`, drawn chunk by chunk."""
     if not 0 <= start < stop:
         raise ValueError(f"sample range: got [{start}, {stop}); need 0 <= start < stop")
-    parts = []
-    for chunk in range(start // SEED_CHUNK, (stop - 1) // SEED_CHUNK + 1):
+    def draw(chunk: int) -> np.ndarray:
         sequence = np.random.SeedSequence(seed, spawn_key=(*keys, chunk))
         values = draw_chunk(np.random.Generator(np.random.PCG64(sequence)), SEED_CHUNK)
         first = chunk * SEED_CHUNK
-        parts.append(values[max(start, first) - first : min(stop, first + SEED_CHUNK) - first])
+        return values[max(start, first) - first : min(stop, first + SEED_CHUNK) - first]
+
+    chunks = range(start // SEED_CHUNK, (stop - 1) // SEED_CHUNK + 1)
+    pool = _draw_pool
+    parts = list(pool.map(draw, chunks)) if pool is not None and len(chunks) > 1 else [draw(c) for c in chunks]
     return np.concatenate(parts)
 
 

@@ -27,4 +27,4 @@ rule simulate:
     shell:
         "OMP_NUM_THREADS={params.blas} OPENBLAS_NUM_THREADS={params.blas} MKL_NUM_THREADS={params.blas} "
         f"SVPERTURB_BLAS_THREADS={{params.blas}} {LAUNCH}svperturb simulate {{params.args}} "
-        "--memory-mb {params.memory_mb} --output {output} > {log} 2>&1"
+        "--memory-mb {params.memory_mb} --draw-threads {params.blas} --output {output} > {log} 2>&1"
