@@ -34,6 +34,23 @@ def tiny_study(request):
     return request.param, {**TINY_POINTS[request.param], "seed": 20220307}
 
 
+def _usable_cupy():
+    from svperturb.backend import select_backend
+
+    backend = select_backend("auto")  # never raises: NumPy where CuPy cannot run
+    return backend.xp if backend.is_gpu else None
+
+
+CUPY = _usable_cupy()
+
+
+@pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.skipif(
+    CUPY is None, reason="needs CuPy and a usable GPU"))])
+def xp(request):
+    """NumPy, and CuPy where a GPU is usable: the same test on each array module."""
+    return np if request.param == "numpy" else CUPY
+
+
 def reference_singular_values(stack: np.ndarray) -> np.ndarray:
     """Singular values matrix by matrix with LAPACK gesvd through SciPy (not NumPy's gesdd route)."""
     flat = stack.reshape(-1, *stack.shape[-2:])

@@ -54,3 +54,24 @@ def test_bench_measures_the_host_draws_on_one_and_on_all_threads(tmp_path, capsy
         ("draw", 5, 1), ("draw", 5, 2), ("draw", 20, 1), ("draw", 20, 2)]  # no GPU: no copy row
     assert all(r["matrices_per_s"] > 0 for r in saved)
     assert "drawn on the host" in capsys.readouterr().out
+
+
+def test_a_method_too_slow_for_the_batch_is_timed_on_a_prefix_of_it():
+    """The GPU's naive SVD loops over matrices above n = 32: it gets as many as fit in `seconds`."""
+    import time
+
+    import numpy as np
+
+    from svperturb.bench import timed_prefix
+    from svperturb.ensembles import SEED_CHUNK
+
+    stack = np.zeros((1000, 2, 2))
+
+    def slow(part):  # at least 1 ms per matrix
+        time.sleep(1e-3 * len(part))
+        return len(part)
+
+    count, best, result = timed_prefix(slow, stack, np, repeats=1, seconds=0.2)
+    assert SEED_CHUNK <= count <= 200 and result == count and best >= 1e-3 * count
+    count, _, result = timed_prefix(lambda part: len(part), stack, np, repeats=1, seconds=0.2)
+    assert count == result == 1000

@@ -63,11 +63,13 @@ def test_cluster_args_turn_group_size_into_group_components(tmp_path, capsys):
         assert capsys.readouterr().out.strip() == expected
 
 
-def test_a_shard_drawn_on_three_threads_equals_the_one_drawn_on_one(tmp_path, caplog):
+def test_a_shard_drawn_on_three_threads_equals_the_one_drawn_on_one(tmp_path, caplog, monkeypatch):
     import h5py
     import numpy as np
 
     from svperturb import ensembles
+
+    monkeypatch.setattr(ensembles, "THREADED_CHUNK_BYTES", 0)  # threads even for 6 x 6 matrices
 
     common = ["simulate", "--study", "unit_variance", "--point", "distribution=uniform/width=6",
               "--start", "10", "--stop", "400", "--seed", "4", "--block-size", "128",

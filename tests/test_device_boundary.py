@@ -14,16 +14,9 @@ import pytest
 from device_shim import DeviceArray, HostDeviceMixing
 from device_shim import xp as shim
 from svperturb import engine
-from svperturb.backend import select_backend, to_host
+from conftest import CUPY
+from svperturb.backend import to_host
 from svperturb.studies import get_study
-
-
-def _cupy_or_none():
-    backend = select_backend("auto")  # never raises: NumPy where CuPy cannot run
-    return backend.xp if backend.is_gpu else None
-
-
-CUPY = _cupy_or_none()
 
 
 # --- the shim refuses what CuPy refuses ---------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import reference_singular_values
 from svperturb import engine
+from svperturb.backend import to_host
 from svperturb.ensembles import activation_pattern, unit_variance_matrices, weight_std
 from svperturb.spectra import rank_tolerance
 
@@ -49,17 +50,18 @@ def assert_meets_contract(values: np.ndarray, a: np.ndarray) -> None:
 @pytest.mark.parametrize("n", WIDTHS)
 @pytest.mark.parametrize("kind", ["unit_variance", "resnet", "convnet", "relu"])
 @pytest.mark.parametrize("route", ["auto", "gram"])
-def test_every_route_meets_the_contract_on_the_studies_matrices(kind, n, route):
+def test_every_route_meets_the_contract_on_the_studies_matrices(kind, n, route, xp):
     a = layer_matrices(kind, n, 40 if n < 100 else 12)
-    spectrum = engine.singular_values(a, route=route)
-    assert spectrum.values.shape == (len(a), n)
-    assert np.all(np.diff(spectrum.values, axis=1) <= 0)
-    assert_meets_contract(spectrum.values, a)
+    values = to_host(engine.singular_values(xp.asarray(a), xp, route=route).values)
+    assert values.shape == (len(a), n)
+    assert np.all(np.diff(values, axis=1) <= 0)
+    assert_meets_contract(values, a)
 
 
-def test_the_contract_holds_at_n_1000():
-    a = layer_matrices("resnet", 1000, 2)
-    assert_meets_contract(engine.singular_values(a, route="gram").values, a)
+@pytest.mark.parametrize("kind", ["resnet", "unit_variance"])
+def test_the_contract_holds_at_n_1000(kind, xp):
+    a = layer_matrices(kind, 1000, 2)
+    assert_meets_contract(to_host(engine.singular_values(xp.asarray(a), xp, route="gram").values), a)
 
 
 def test_resnet_layers_take_the_fast_route_and_convnets_fall_back():
@@ -174,16 +176,18 @@ def test_unit_variance_matrices_mostly_fall_back_at_n_50():
 
 @pytest.mark.parametrize("n", WIDTHS)
 @pytest.mark.parametrize("kind", ["unit_variance", "resnet"])
-def test_extreme_singular_values_meet_the_contract_and_their_bound_covers_the_error(kind, n):
+def test_extreme_singular_values_meet_the_contract_and_their_bound_covers_the_error(kind, n, xp):
     a = layer_matrices(kind, n, 120 if n < 100 else 40)
-    extremes = engine.extreme_singular_values(a)
+    extremes = engine.extreme_singular_values(xp.asarray(a), xp)
+    s1, s_min, error, route = (to_host(v) for v in (extremes.s1, extremes.s_min,
+                                                    extremes.s_min_error, extremes.route))
     reference = reference_singular_values(a)
-    assert np.abs(extremes.s1 / reference[:, 0] - 1).max() <= engine.TOLERANCE_S1
-    assert np.abs(extremes.s_min / reference[:, -1] - 1).max() <= engine.TOLERANCE_S_MIN
+    assert np.abs(s1 / reference[:, 0] - 1).max() <= engine.TOLERANCE_S1
+    assert np.abs(s_min / reference[:, -1] - 1).max() <= engine.TOLERANCE_S_MIN
     # the proved bound holds, up to the reference's own rounding (gesvd: n eps s_1 at most)
     slack = n * engine.EPS * reference[:, 0]
-    assert np.all(np.abs(extremes.s_min - reference[:, -1]) <= extremes.s_min_error + slack)
-    assert set(np.unique(extremes.route)) <= {0, 1, 2}
+    assert np.all(np.abs(s_min - reference[:, -1]) <= error + slack)
+    assert set(np.unique(route)) <= {0, 1, 2}
 
 
 def test_inverse_iteration_proves_s_n_where_the_gram_route_cannot():

@@ -6,6 +6,9 @@ s_1-and-s_n route unit-variance K_n (whose kappa ~ n defeats the Gram route). Ac
 the largest relative error of s_1 and of s_* (the smallest non-zero singular value) against
 float64 LAPACK gesvd (SciPy, one matrix at a time) on a random subsample of each batch.
 Rates are the best of `repeats` timed runs after one warm-up; compare ratios within one run.
+Batches are sized by work (~n^3 per matrix; a GPU gets 1000 times more); a method too slow to
+finish its batch in about `seconds` (the GPU's naive SVD above n = 32 loops over the matrices) is
+timed on the first matrices of the batch that it can, at least one seed chunk.
 """
 
 from __future__ import annotations
@@ -27,11 +30,35 @@ log = logging.getLogger(__name__)
 
 DEFAULT_WIDTHS = (5, 32, 33, 100, 1000)
 WORK_PER_BATCH = 3e8  # ~n^3 flops per matrix: batches of similar cost at every n
+GPU_WORK = 1000       # a GPU's batches hold this many times more work (at most GPU_CAP matrices)
+CPU_CAP, GPU_CAP = 20000, 100000
 CHECKED = 40          # matrices per cell compared with the reference
 
 
-def batch_size(n: int, scale: float = 1.0) -> int:
-    return int(max(4, min(20000, scale * WORK_PER_BATCH / n**3)))
+def batch_size(n: int, scale: float = 1.0, gpu: bool = False) -> int:
+    work, cap = (WORK_PER_BATCH * GPU_WORK, GPU_CAP) if gpu else (WORK_PER_BATCH, CPU_CAP)
+    return int(max(4, min(cap, scale * work / n**3)))
+
+
+def timed_prefix(run: Callable[[object], object], stack, xp: ModuleType, repeats: int,
+                 seconds: float) -> tuple[int, float, object]:
+    """(m, best seconds, result) of `run` on the first m matrices of `stack`: all of them, unless
+    a probe on one seed chunk says they would take longer than `seconds`."""
+    count = len(stack)
+    probe = min(count, ensembles.SEED_CHUNK)
+    if probe < count:
+        per_matrix, _ = timed(lambda: run(stack[:probe]), xp, 1)
+        per_matrix /= probe
+        if per_matrix * count > seconds:
+            count = max(probe, int(seconds / per_matrix))
+    part = stack[:count]
+    best, result = timed(lambda: run(part), xp, repeats)
+    return count, best, result
+
+
+def checked_rows(order: np.ndarray, count: int) -> np.ndarray:
+    """Up to CHECKED random rows among the first `count` (`order`: a permutation of the batch)."""
+    return np.sort(order[order < count][:CHECKED])
 
 
 def resnet_matrices(n: int, count: int, seed: int = 1) -> np.ndarray:
@@ -80,7 +107,7 @@ def methods(xp: ModuleType, workers: int) -> dict[str, tuple[str, Callable]]:
             xp.linalg.svd(a.astype(xp.float32), compute_uv=False), 0.0)),
     }
     for route in ("lapack", "gram", "auto"):
-        for w in sorted({1, workers}):
+        for w in sorted({1, workers if engine.xp_name(xp) == "numpy" else 1}):
             def run(a, route=route, w=w):
                 spectrum = engine.singular_values(a, xp, route=route, workers=w)
                 return spectrum.values, float(spectrum.fallback.mean())
@@ -89,19 +116,22 @@ def methods(xp: ModuleType, workers: int) -> dict[str, tuple[str, Callable]]:
     return out
 
 
-def bench_routes(widths, xp: ModuleType, workers: int, repeats: int, scale: float) -> list[dict]:
+def bench_routes(widths, xp: ModuleType, workers: int, repeats: int, scale: float,
+                 seconds: float = 2.0) -> list[dict]:
     rows = []
     rng = np.random.default_rng(0)
+    gpu = engine.xp_name(xp) == "cupy"
     for n in widths:
-        count = batch_size(n, scale)
+        count = batch_size(n, scale, gpu)
         host = resnet_matrices(n, count)
         device = xp.asarray(host)
-        checked = np.sort(rng.choice(count, size=min(CHECKED, count), replace=False))
+        order = rng.permutation(count)
         for name, (dtype, run) in methods(xp, workers).items():
-            seconds, (values, fallback) = timed(lambda run=run, device=device: run(device), xp, repeats)
-            err_s1, err_min = relative_errors(to_host(values), host, checked)
-            row = {"method": name, "n": n, "dtype": dtype, "matrices": count,
-                   "matrices_per_s": count / seconds, "max_rel_err_s1": err_s1,
+            timed_count, best, (values, fallback) = timed_prefix(run, device, xp, repeats, seconds)
+            err_s1, err_min = relative_errors(to_host(values), host,
+                                              checked_rows(order, timed_count))
+            row = {"method": name, "n": n, "dtype": dtype, "matrices": timed_count,
+                   "matrices_per_s": timed_count / best, "max_rel_err_s1": err_s1,
                    "max_rel_err_s_min": err_min, "fallback": fallback}
             log.info("%s n = %d: %.0f matrices/s, errors %.1e / %.1e", name, n,
                      row["matrices_per_s"], err_s1, err_min)
@@ -109,31 +139,37 @@ def bench_routes(widths, xp: ModuleType, workers: int, repeats: int, scale: floa
     return rows
 
 
-def bench_extremes(widths, xp: ModuleType, repeats: int, scale: float) -> list[dict]:
+def bench_extremes(widths, xp: ModuleType, repeats: int, scale: float,
+                   seconds: float = 2.0) -> list[dict]:
     """s_1 and s_n of unit-variance K_n (kappa ~ n: the Gram route alone proves few s_n):
     the naive SVD against engine.extreme_singular_values, with how each sample was proved."""
     rows = []
     rng = np.random.default_rng(1)
+    gpu = engine.xp_name(xp) == "cupy"
     for n in widths:
-        count = batch_size(n, scale)
+        count = batch_size(n, scale, gpu)
         host = unit_variance_matrices(2, "bench", n, "gaussian", 0, count)
         device = xp.asarray(host)
-        checked = np.sort(rng.choice(count, size=min(CHECKED, count), replace=False))
-        s1_ref, s_min_ref = reference_extremes(host[checked])
-        naive_seconds, values = timed(lambda d=device: xp.linalg.svd(d, compute_uv=False), xp, repeats)
-        seconds, extremes = timed(lambda d=device: engine.extreme_singular_values(d, xp), xp, repeats)
-        values = to_host(values)[checked]
-        s1, s_min, route = (to_host(x) for x in (extremes.s1, extremes.s_min, extremes.route))
-        for name, rate, ours in (
-                (f"{engine.xp_name(xp)}.linalg.svd (naive)", count / naive_seconds,
-                 (values[:, 0], values[:, -1])),
-                ("engine extremes", count / seconds, (s1[checked], s_min[checked]))):
-            rows.append({"method": name, "n": n, "matrices": count, "matrices_per_s": rate,
+        order = rng.permutation(count)
+        for name, run in ((f"{engine.xp_name(xp)}.linalg.svd (naive)",
+                           lambda d: xp.linalg.svd(d, compute_uv=False)),
+                          ("engine extremes", lambda d: engine.extreme_singular_values(d, xp))):
+            timed_count, best, result = timed_prefix(run, device, xp, repeats, seconds)
+            checked = checked_rows(order, timed_count)
+            s1_ref, s_min_ref = reference_extremes(host[checked])
+            if name.startswith("engine"):
+                s1, s_min, route = (to_host(x) for x in (result.s1, result.s_min, result.route))
+                ours = (s1[checked], s_min[checked])
+            else:
+                values, route = to_host(result)[checked], None
+                ours = (values[:, 0], values[:, -1])
+            rows.append({"method": name, "n": n, "matrices": timed_count,
+                         "matrices_per_s": timed_count / best,
                          "max_rel_err_s1": float(np.max(np.abs(ours[0] / s1_ref - 1))),
                          "max_rel_err_s_min": float(np.max(np.abs(ours[1] / s_min_ref - 1))),
-                         "by_gram": float(np.mean(route == 0)) if name.startswith("engine") else 0.0,
+                         "by_gram": float(np.mean(route == 0)) if route is not None else 0.0,
                          "by_inverse_iteration": float(np.mean(route == 1))
-                         if name.startswith("engine") else 0.0})
+                         if route is not None else 0.0})
         log.info("K_n extremes n = %d: naive %.0f/s, engine %.0f/s", n, rows[-2]["matrices_per_s"],
                  rows[-1]["matrices_per_s"])
     return rows
@@ -143,15 +179,16 @@ def bench_draws(widths, xp: ModuleType, threads: int, repeats: int, scale: float
     """Gaussian K_n drawn on the host (every job's input; a GPU waits for them) on 1 and `threads`
     threads, and, on a GPU, copied to the device."""
     rows = []
+    before = ensembles.draw_threads()
     for n in widths:
-        count = max(ensembles.SEED_CHUNK, batch_size(n, scale))
+        count = max(ensembles.SEED_CHUNK, batch_size(n, scale, engine.xp_name(xp) == "cupy"))
         for t in sorted({1, threads}):
             ensembles.set_draw_threads(t)
             try:
                 seconds, host = timed(lambda c=count, n=n: unit_variance_matrices(
                     3, "bench", n, "gaussian", 0, c), np, repeats)
             finally:
-                ensembles.set_draw_threads(1)
+                ensembles.set_draw_threads(before)
             rows.append({"step": "draw", "n": n, "threads": t, "matrices_per_s": count / seconds})
         if engine.xp_name(xp) == "cupy":
             seconds, _ = timed(lambda h=host: xp.asarray(h), xp, repeats)
@@ -177,16 +214,20 @@ def resnet_layer_statistics(w, xp: ModuleType, rhos, route: str, workers: int) -
     return {"tau_low": tau_low, "tau_bar": tau_bar, "s1": s1, "s_min": s_min, "kappa": s1 / s_min}
 
 
-def bench_end_to_end(n: int, xp: ModuleType, workers: int, repeats: int, scale: float) -> list[dict]:
+def bench_end_to_end(n: int, xp: ModuleType, workers: int, repeats: int, scale: float,
+                     seconds: float = 2.0) -> list[dict]:
     rhos = np.linspace(0, 1, 11)
-    count = max(2, batch_size(n, scale) // len(rhos))
+    gpu = engine.xp_name(xp) == "cupy"
+    count = max(2, batch_size(n, scale, gpu) // len(rhos))
     w = xp.asarray(unit_variance_matrices(1, "bench", n, "gaussian", 0, count) * weight_std(n, 2.0))
     rows = []
-    for route, w_threads in [("naive", 1), ("auto", 1)] + ([("auto", workers)] if workers > 1 else []):
-        seconds, _ = timed(lambda route=route, t=w_threads: resnet_layer_statistics(w, xp, rhos, route, t),
-                           xp, repeats)
-        rows.append({"route": route, "workers": w_threads, "n": n, "samples": count,
-                     "rhos": len(rhos), "samples_per_s": count / seconds})
+    threads = [("naive", 1), ("auto", 1)] + ([("auto", workers)] if workers > 1 and not gpu else [])
+    for route, w_threads in threads:
+        timed_count, best, _ = timed_prefix(
+            lambda part, route=route, t=w_threads: resnet_layer_statistics(part, xp, rhos, route, t),
+            w, xp, repeats, seconds)
+        rows.append({"route": route, "workers": w_threads, "n": n, "samples": timed_count,
+                     "rhos": len(rhos), "samples_per_s": timed_count / best})
     return rows
 
 

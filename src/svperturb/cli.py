@@ -240,14 +240,17 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from svperturb import bench, io
+    from svperturb import bench, ensembles, io
     from svperturb.backend import select_backend
 
     backend = select_backend(args.backend)
-    rows = bench.bench_routes(args.widths, backend.xp, args.threads, args.repeats, args.scale)
+    ensembles.set_draw_threads(args.threads)  # the batches are drawn on the host
+    rows = bench.bench_routes(args.widths, backend.xp, args.threads, args.repeats, args.scale,
+                              args.seconds)
     end_to_end = (bench.bench_end_to_end(args.end_to_end_width, backend.xp, args.threads,
-                                         args.repeats, args.scale) if args.end_to_end_width else [])
-    extremes = bench.bench_extremes(args.widths, backend.xp, args.repeats, args.scale)
+                                         args.repeats, args.scale, args.seconds)
+                  if args.end_to_end_width else [])
+    extremes = bench.bench_extremes(args.widths, backend.xp, args.repeats, args.scale, args.seconds)
     draws = bench.bench_draws(args.widths, backend.xp, args.threads, args.repeats, args.scale)
     table = bench.format_table(rows, end_to_end, backend.device, extremes, draws)
     print(table)
@@ -379,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="engine worker threads on the CPU, one BLAS thread each (default: all cores)")
     p.add_argument("--repeats", type=_positive_int, default=3, help="timed runs per cell; the best counts")
     p.add_argument("--scale", type=float, default=1.0, help="multiply every batch size (default 1)")
+    p.add_argument("--seconds", type=float, default=2.0,
+                   help="a method slower than this on a whole batch is timed on a prefix of it")
     p.add_argument("--end-to-end-width", type=int, default=100, metavar="N",
                    help="n of the end-to-end ResNet-layer row (0: none)")
     p.add_argument("--output", help="also write the table as JSON here")

@@ -17,7 +17,14 @@ import numpy as np
 DISTRIBUTIONS = ("gaussian", "uniform")
 SEED_CHUNK = 64  # samples per seed chunk; a constant of the data format, not a tuning knob
 
+THREADED_CHUNK_BYTES = 2**18  # smaller chunks are drawn faster on one thread than handed out
 _draw_pool: ThreadPoolExecutor | None = None
+_draw_count = 1
+
+
+def draw_threads() -> int:
+    """How many threads draw the seed chunks (set_draw_threads)."""
+    return _draw_count
 
 
 def set_draw_threads(count: int) -> None:
@@ -26,11 +33,12 @@ def set_draw_threads(count: int) -> None:
     The draws are the same for every count: each chunk has its own generator. A GPU job's matrices
     are drawn on the host, so its cores decide how fast the device is fed.
     """
-    global _draw_pool
+    global _draw_pool, _draw_count
     if count < 1:
         raise ValueError(f"draw threads: got {count}; need >= 1")
     if _draw_pool is not None:
         _draw_pool.shutdown()
+    _draw_count = count
     _draw_pool = ThreadPoolExecutor(count, thread_name_prefix="svperturb-draw") if count > 1 else None
 
 
@@ -56,8 +64,9 @@ def _draw_range(
         return values[max(start, first) - first : min(stop, first + SEED_CHUNK) - first]
 
     chunks = range(start // SEED_CHUNK, (stop - 1) // SEED_CHUNK + 1)
-    pool = _draw_pool
-    parts = list(pool.map(draw, chunks)) if pool is not None and len(chunks) > 1 else [draw(c) for c in chunks]
+    parts = [draw(chunks[0])]
+    pool = _draw_pool if parts[0].nbytes >= THREADED_CHUNK_BYTES else None  # else threads cost more
+    parts += list(pool.map(draw, chunks[1:])) if pool is not None else [draw(c) for c in chunks[1:]]
     return np.concatenate(parts)
 
 
