@@ -233,6 +233,9 @@ BAD_CONFIGS = {
     "GPUs reserved for the NumPy backend": (
         lambda c: c.update(backend="numpy", resources={"gpus": 1}),
         ["resources.gpus", "got 1 with backend: numpy", "allowed: 0"]),
+    "negative device memory cap": (
+        lambda c: c.update(resources={"device_memory_mb": -512}),
+        ["resources.device_memory_mb", "got -512", ">= 0"]),
     "unknown study": (
         lambda c: c["studies"].update(random_walk={"samples": 10, "shard_size": 10}),
         ["studies.random_walk", "unknown key", "resnet_layer"]),

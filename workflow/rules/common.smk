@@ -68,6 +68,8 @@ def simulate_arguments(wildcards):
             f"--start {start}", f"--stop {stop}", f"--seed {CONFIG['seed']}",
             f"--keep-spectra {CONFIG['keep_spectra']}", f"--backend {CONFIG['backend']}",
             inner_arguments(wildcards.study)]
+    if RESOURCES["device_memory_mb"]:
+        args.append(f"--device-memory-mb {RESOURCES['device_memory_mb']}")
     return " ".join(arg for arg in args if arg)
 
 
