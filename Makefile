@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run resume slurm test install dryrun clean-results
+.PHONY: run resume slurm test install dryrun clean-results gpu-wheels
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ dryrun: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Wheels the lent GPU machine's image lacks, for .ci/gpu-check there (README: GPU check).
+gpu-wheels: $(STAMP)
+	VENV=$(VENV) bash .ci/gpu-wheels
 
 # Removes generated results (shards, merged files, fits, report). Asks nothing: think first.
 clean-results:
