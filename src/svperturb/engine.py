@@ -190,7 +190,7 @@ def singular_values(a, xp: ModuleType = np, route: str = "auto", workers: int = 
 
 # --- s_1 and s_n only: the Gram route, refined by inverse iteration where it cannot prove s_n ------
 
-INVERSE_ITERATION_CHECKS = (4, 8, 16, 32, 64)  # power steps after which the certificate is tried
+INVERSE_ITERATION_CHECKS = (3, 6, 12, 24, 48, 96)  # power steps after which the certificate is tried
 
 
 @dataclass
@@ -204,25 +204,104 @@ class Extremes:
     s_min_error: object  # proved bound on |s^_n - s_n|: Gram's or inverse iteration's; 0 for LAPACK
 
 
-def singular_pair_bound(a, v, xp: ModuleType = np):
-    """(sigma, beta) for unit vectors v (samples, n): sigma = ||A v||, u = A v / sigma, and beta
-    such that some singular value s_j of A lies in [sigma - beta, sigma + beta].
+SLICES = 3  # slices of A and of v in exact_matvec: 63 to 69 bits below each row's largest entry
 
-    The pair (u, v) is an approximate eigenvector z = (u, v) / sqrt(2) of the symmetric
-    [[0, A], [A^T, 0]] (eigenvalues +-s_j), whose residual bounds the distance from sigma to an
-    eigenvalue: beta = sqrt((||A v - sigma u||^2 + ||A^T u - sigma v||^2) / 2), each residual
-    enlarged by the rounding of its matrix-vector product, gamma_n || |A| ||_2 <= gamma_n
-    sqrt(||A||_1 ||A||_inf), and of the normalisation (a few eps sigma)."""
+
+def _gamma(k: int) -> float:
+    """gamma_k = k eps / (1 - k eps): the relative rounding of a k-term float64 sum or product."""
+    return k * EPS / (1 - k * EPS)
+
+
+def _slices(x, exponent, bits: int, xp: ModuleType):
+    """(parts, rest) with x = sum(parts) + rest exactly: parts[k] holds integers of at most `bits`
+    bits times 2^(exponent - (k + 1) bits) (|x| < 2^exponent, broadcast), and
+    |rest| <= 2^(exponent - SLICES bits - 1). Scaling by powers of two, rint and the subtraction
+    are exact in float64."""
+    parts, rest = [], x
+    for k in range(1, SLICES + 1):
+        scale = xp.ldexp(xp.ones_like(exponent, dtype=xp.float64), k * bits - exponent)
+        part = xp.rint(rest * scale) / scale
+        parts.append(part)
+        rest = rest - part
+    return parts, rest
+
+
+def _exponent(x, axis: int, xp: ModuleType):
+    """e with max |x| < 2^e along `axis` (kept), 0 where x is all zero."""
+    return xp.frexp(xp.abs(x).max(axis=axis, keepdims=True))[1]
+
+
+def split_rows(a, xp: ModuleType = np):
+    """The row slices of a stack (samples, n, n) for exact_matvec: (parts, bits, largest |tail|
+    per row, 1-norm per row)."""
     n = a.shape[-1]
-    y = (a @ v[..., None])[..., 0]
-    sigma = xp.sqrt((y * y).sum(axis=-1))
-    u = y / sigma[:, None]
-    residual = (xp.swapaxes(a, -1, -2) @ u[..., None])[..., 0] - sigma[:, None] * v
-    gamma = 2 * n * EPS / (1 - 2 * n * EPS)  # twice gamma_n: the products and the norms
-    rounding = gamma * xp.sqrt(abs_norm_product(a, xp)) + 4 * EPS * sigma
-    left = rounding
-    right = xp.sqrt((residual * residual).sum(axis=-1)) + rounding
-    return sigma, xp.sqrt((left**2 + right**2) / 2)
+    bits = (53 - int(np.ceil(np.log2(n)))) // 2
+    parts, rest = _slices(a, _exponent(a, -1, xp), bits, xp)
+    return parts, bits, xp.abs(rest).max(axis=-1), xp.abs(a).sum(axis=-1)
+
+
+def exact_matvec(split, v, xp: ModuleType = np):
+    """(y, bound): y ~ A v for each matrix of the stack and vector v (samples, n), with
+    |y - A v| <= bound componentwise, bound ~ eps |A v| (not gamma_n |A| |v|).
+
+    Error-free splitting (Ozaki, Ogita, Oishi, Rump, Numer. Algorithms 59 (2012)): rows of A and
+    the vector v are cut into SLICES slices of b bits (2 b + log2 n <= 53) on a common exponent
+    per row and per vector, so that every product of slices, summed over a row by the BLAS in any
+    order, is exact; only the SLICES^2 exact partial results are summed with rounding
+    (<= gamma_9 of their absolute values), and the tails left after the slices add
+    max|tail of a_i| ||v||_1 + (||a_i||_1 + n max|tail of a_i|) max|tail of v|."""
+    parts, bits, row_tail, row_norm = split
+    n = v.shape[-1]
+    v_parts, v_rest = _slices(v, _exponent(v, -1, xp), bits, xp)
+    terms = [(a_p @ v_q[..., None])[..., 0] for a_p in parts for v_q in v_parts]  # each exact
+    y, magnitude = xp.zeros_like(terms[0]), xp.zeros_like(terms[0])
+    for term in reversed(terms):  # the small slices' products first
+        y = y + term
+        magnitude = magnitude + xp.abs(term)
+    v_tail = xp.abs(v_rest).max(axis=-1, keepdims=True)
+    tails = row_tail * xp.abs(v).sum(axis=-1, keepdims=True) + (row_norm + n * row_tail) * v_tail
+    return y, 2 * _gamma(len(terms)) * magnitude + 2 * tails  # 2: the tails' own rounding
+
+
+def smallest_singular_value_bound(split, a, u, v, next_low, norm_product, xp: ModuleType = np):
+    """(theta, error, ok) for s_n of each nonsingular matrix of the stack from vectors u, v
+    (samples, n) near its left and right singular vectors: |theta - s_n| <= error wherever ok.
+    `split` is split_rows(a), `norm_product` abs_norm_product(a), `next_low` <= s_(n-1).
+
+    z = (u / ||u||, v / ||v||) / sqrt(2) is an approximate eigenvector of the symmetric
+    H = [[0, A], [A^T, 0]] (eigenvalues +-s_j) with Rayleigh quotient theta = u^T A v / (||u|| ||v||)
+    and residual rho = sqrt((||A v - theta u||^2 + ||A^T u - theta v||^2) / 2) (unit u, v). With
+    beta = next_low, if theta - rho > 0 and theta + rho < beta, the interval (0, beta) holds exactly
+    one eigenvalue of H, s_n, and the Kato-Temple inequality bounds it quadratically in rho:
+        theta - rho^2 / (beta - theta) <= s_n <= theta + rho^2 / theta.
+    A v comes from exact_matvec, so theta's rounding is ~n eps theta, not the gamma_n ||A|| of a
+    plain product (which decides the contract when kappa is large); A^T u from a plain product,
+    its rounding gamma_n sqrt(||A||_1 ||A||_inf) entering rho, hence only squared."""
+    n = a.shape[-1]
+    g = _gamma(n + 4)
+    y, y_bound = exact_matvec(split, v, xp)
+    u_norm = xp.sqrt((u * u).sum(axis=-1))
+    v_norm = xp.sqrt((v * v).sum(axis=-1))
+    u, v = u / u_norm[:, None], v / v_norm[:, None]
+    y = y / v_norm[:, None]  # A v for the unit v, up to y_error and the scaling's rounding
+    y_norm = xp.sqrt((y * y).sum(axis=-1))
+    y_error = xp.sqrt((y_bound * y_bound).sum(axis=-1)) / v_norm * (1 + g) + g * y_norm
+    theta = (u * y).sum(axis=-1)
+    theta_error = 2 * ((g * y_norm + y_error) * (1 + g) + g * xp.abs(theta))
+    w = (xp.swapaxes(a, -1, -2) @ u[..., None])[..., 0]
+    w_norm = xp.sqrt((w * w).sum(axis=-1))
+    norm_a = xp.sqrt(norm_product)  # abs_norm_product(a): >= ||A||_2 and >= || |A| ||_2
+    left, right = y - theta[:, None] * u, w - theta[:, None] * v
+    rho_left = (xp.sqrt((left * left).sum(axis=-1)) * (1 + g) + y_error + theta_error
+                + 2 * g * (y_norm + xp.abs(theta)))
+    rho_right = (xp.sqrt((right * right).sum(axis=-1)) * (1 + g) + 2 * g * norm_a + theta_error
+                 + 2 * g * (w_norm + xp.abs(theta)))
+    rho = xp.sqrt((rho_left**2 + rho_right**2) / 2) * (1 + 4 * EPS)
+    theta_low, theta_high = theta - theta_error, theta + theta_error
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ok = xp.isfinite(theta) & (theta_low - rho > 0) & (theta_high + rho < next_low)
+        error = theta_error + rho * rho / xp.minimum(theta_low, next_low - theta_high) * (1 + 4 * EPS)
+    return theta, xp.where(ok, error, xp.inf), ok
 
 
 def extreme_singular_values(a, xp: ModuleType = np) -> Extremes:
@@ -231,10 +310,9 @@ def extreme_singular_values(a, xp: ModuleType = np) -> Extremes:
 
     s_1 comes from the Gram route (module docstring). Where its bound delta does not prove s_n
     (it squares kappa: most unit-variance K_n from n = 33 on), inverse iteration refines it: power
-    steps v <- X X^T v with X ~ A^-1 (batched inverse; X only steers the iteration), and the
-    certificate of singular_pair_bound with A itself: s_n lies within beta of sigma = ||A v|| if
-    the Gram bound also shows s_(n-1) > sigma + beta ((sigma + beta)^2 < lambda_(n-1) - delta),
-    and the sample is proved when beta <= 1e-10 (sigma - beta)."""
+    steps v <- X X^T v with X ~ A^-1 (batched inverse; X only steers the iteration), certified by
+    smallest_singular_value_bound with A itself and the Gram bound's s_(n-1) >= sqrt(lambda_(n-1)
+    - delta); the sample is proved when that error is <= 1e-10 (theta - error)."""
     a = xp.asarray(a, dtype=xp.float64)
     if a.ndim != 3 or a.shape[-1] != a.shape[-2] or a.shape[-1] < 2:
         raise ValueError(f"expected a stack of square matrices (samples, n, n), n >= 2, got shape "
@@ -254,9 +332,11 @@ def extreme_singular_values(a, xp: ModuleType = np) -> Extremes:
         error = xp.where(route == 0, delta / (s_min + xp.sqrt(xp.maximum(lam_n - delta, 0))), 0.0)
     refine = xp.nonzero(s1_proved & ~gram_proves_sn & (lam_next - delta > 0))[0]
     if len(refine):
-        sigma, beta, proved = _inverse_iteration(a[refine], lam_next[refine] - delta[refine], xp)
-        s_min[refine] = xp.where(proved, sigma, s_min[refine])
-        error[refine] = xp.where(proved, beta, 0.0)
+        # s_(n-1) >= sqrt(lambda_(n-1) - delta), the square root's rounding taken off
+        next_low = xp.sqrt(lam_next[refine] - delta[refine]) * (1 - 2 * EPS)
+        theta, bound, proved = _inverse_iteration(a[refine], next_low, norm_product[refine], xp)
+        s_min[refine] = xp.where(proved, theta, s_min[refine])
+        error[refine] = xp.where(proved, bound, 0.0)
         route[refine] = xp.where(proved, 1, 2).astype(xp.int8)
     lapack = xp.nonzero(route == 2)[0]
     if len(lapack):
@@ -267,33 +347,39 @@ def extreme_singular_values(a, xp: ModuleType = np) -> Extremes:
     return Extremes(s1, s_min, route, error)
 
 
-def _inverse_iteration(a, next_square_low, xp: ModuleType):
-    """(sigma, beta, proved) for s_n of each matrix: see extreme_singular_values.
-    `next_square_low` is a lower bound on s_(n-1)^2. Only the unproved samples keep iterating."""
+def _inverse_iteration(a, next_low, norm_product, xp: ModuleType):
+    """(theta, error, proved) for s_n of each matrix: see extreme_singular_values.
+    `next_low` is a lower bound on s_(n-1), `norm_product` abs_norm_product(a). Only the unproved
+    samples keep iterating (and are copied, once per check)."""
     count, n = a.shape[0], a.shape[-1]
-    sigma = xp.zeros(count)
+    theta = xp.zeros(count)
     bound = xp.zeros(count)
     proved = xp.zeros(count, dtype=bool)
     try:
         x = xp.linalg.inv(a)
     except np.linalg.LinAlgError:  # an exactly singular matrix in the batch: LAPACK for all
-        return sigma, bound, proved
-    active = xp.arange(count)  # samples still unproved
+        return theta, bound, proved
+    parts, bits, row_tail, row_norm = split_rows(a, xp)
+    active = xp.arange(count)  # samples still unproved; the arrays below hold only theirs
     v = xp.ones((count, n)) / np.sqrt(n)
     done = 0
     for check in INVERSE_ITERATION_CHECKS:
-        x_a = x[active]
         for _ in range(check - done):
-            # X X^T = V S^-2 V^T: v tends to the right singular vector of s_n
-            v = (x_a @ (xp.swapaxes(x_a, -1, -2) @ v[..., None]))[..., 0]
+            # X^T = U S^-1 V^T and X X^T = V S^-2 V^T: u and v tend to the singular vectors of s_n
+            u = (xp.swapaxes(x, -1, -2) @ v[..., None])[..., 0]
+            u = u / xp.sqrt((u * u).sum(axis=-1))[:, None]
+            v = (x @ u[..., None])[..., 0]
             v = v / xp.sqrt((v * v).sum(axis=-1))[:, None]
         done = check
-        value, beta = singular_pair_bound(a[active], v, xp)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ok = (xp.isfinite(value) & (beta <= TOLERANCE_S_MIN * (value - beta))
-                  & ((value + beta) ** 2 < next_square_low[active]))
-        sigma[active[ok]], bound[active[ok]], proved[active[ok]] = value[ok], beta[ok], True
-        active, v = active[~ok], v[~ok]
-        if not len(active):
+        value, error, ok = smallest_singular_value_bound(
+            (parts, bits, row_tail, row_norm), a, u, v, next_low, norm_product, xp)
+        with np.errstate(invalid="ignore"):
+            ok = ok & (error <= TOLERANCE_S_MIN * (value - error))
+        theta[active[ok]], bound[active[ok]], proved[active[ok]] = value[ok], error[ok], True
+        keep = xp.nonzero(~ok)[0]
+        if not len(keep):
             break
-    return sigma, bound, proved
+        active, u, v, a, x = active[keep], u[keep], v[keep], a[keep], x[keep]
+        parts, next_low, norm_product = [p[keep] for p in parts], next_low[keep], norm_product[keep]
+        row_tail, row_norm = row_tail[keep], row_norm[keep]
+    return theta, bound, proved
