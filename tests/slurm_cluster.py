@@ -41,6 +41,19 @@ def ensure_slurm() -> str | None:
     return None
 
 
+def _free_ports(count: int) -> list[int]:
+    """TCP ports free now: a cluster left behind by a killed test run keeps its own, so it can
+    never answer (and run the jobs of) a new one."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def _memory_mb() -> int:
     with open("/proc/meminfo") as fh:
         for line in fh:
@@ -57,6 +70,7 @@ class Cluster:
         self.host = socket.gethostname().split(".")[0]
         self.cpus = cpus or os.cpu_count() or 1
         self.conf = self.directory / "slurm.conf"
+        self.controller_port, self.node_port = _free_ports(2)
         self.linked_conf = False
         # munged runs as user munge, which must reach its directory: a fresh one under /tmp
         # (pytest's own temp dirs are 0700 root), removed by stop()
@@ -91,8 +105,8 @@ SlurmctldPidFile={self.pid_files['slurmctld']}
 SlurmdPidFile={self.pid_files['slurmd']}
 SlurmctldLogFile={d / 'log' / 'slurmctld.log'}
 SlurmdLogFile={d / 'log' / 'slurmd.log'}
-SlurmctldPort=16817
-SlurmdPort=16818
+SlurmctldPort={self.controller_port}
+SlurmdPort={self.node_port}
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres

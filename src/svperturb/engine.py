@@ -309,8 +309,8 @@ def extreme_singular_values(a, xp: ModuleType = np) -> Extremes:
     LAPACK (s_1 1e-12, s_n 1e-10), proved per sample or recomputed by LAPACK.
 
     s_1 comes from the Gram route (module docstring). Where its bound delta does not prove s_n
-    (it squares kappa: most unit-variance K_n from n = 33 on), inverse iteration refines it: power
-    steps v <- X X^T v with X ~ A^-1 (batched inverse; X only steers the iteration), certified by
+    (it squares kappa: most unit-variance K_n from n = 33 on), inverse iteration refines it: steps
+    u <- X^T v, v <- X u with X ~ A^-1 (batched inverse; X only steers the iteration), certified by
     smallest_singular_value_bound with A itself and the Gram bound's s_(n-1) >= sqrt(lambda_(n-1)
     - delta); the sample is proved when that error is <= 1e-10 (theta - error)."""
     a = xp.asarray(a, dtype=xp.float64)
