@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -71,6 +72,10 @@ class Cluster:
         self.cpus = cpus or os.cpu_count() or 1
         self.conf = self.directory / "slurm.conf"
         self.controller_port, self.node_port = _free_ports(2)
+        # job ids that no earlier test cluster used: MPICH names its shared-memory segments after
+        # the job step, and a segment left by a killed run's ranks, met again by a fresh cluster's
+        # job 10, failed MPI_Init ("Message truncated") while the other rank waited forever
+        self.first_job_id = random.randrange(100_000, 60_000_000)
         self.linked_conf = False
         # munged runs as user munge, which must reach its directory: a fresh one under /tmp
         # (pytest's own temp dirs are 0700 root), removed by stop()
@@ -107,6 +112,7 @@ SlurmctldLogFile={d / 'log' / 'slurmctld.log'}
 SlurmdLogFile={d / 'log' / 'slurmd.log'}
 SlurmctldPort={self.controller_port}
 SlurmdPort={self.node_port}
+FirstJobId={self.first_job_id}
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
