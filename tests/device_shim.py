@@ -113,7 +113,7 @@ class DeviceArray(NDArrayOperatorsMixin):
         return f"DeviceArray({self._a!r})"
 
     @property
-    def T(self):  # noqa: N802 (NumPy's name)
+    def T(self):
         return DeviceArray(self._a.T)
 
     def __getattr__(self, name: str):

@@ -11,13 +11,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import CUPY
 from device_shim import DeviceArray, HostDeviceMixing
 from device_shim import xp as shim
 from svperturb import engine
-from conftest import CUPY
 from svperturb.backend import to_host
 from svperturb.studies import get_study
-
 
 # --- the shim refuses what CuPy refuses ---------------------------------------------------------
 
