@@ -10,6 +10,7 @@ import types
 import numpy as np
 import pytest
 
+from conftest import CUPY
 from svperturb import backend as backend_module
 from svperturb.backend import BackendError, local_rank, select_backend
 from svperturb.cli import main
@@ -104,11 +105,7 @@ def test_cupy_without_a_device_falls_back(monkeypatch, caplog):
         select_backend("cupy")
 
 
-def _usable_gpu() -> bool:
-    return select_backend("auto").is_gpu  # auto never raises: NumPy when CuPy cannot run
-
-
-@pytest.mark.skipif(not _usable_gpu(), reason="needs CuPy and a usable GPU")
+@pytest.mark.skipif(CUPY is None, reason="needs CuPy and a usable GPU")
 def test_a_small_gpu_memory_cap_halves_the_block_and_gives_the_same_shard(tmp_path, caplog):
     """CuPy's pool capped at 64 MiB cannot hold a block of 4096 100 x 100 matrices: the block is
     halved until it fits, and the shard agrees with one computed without the cap within the

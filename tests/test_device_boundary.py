@@ -51,8 +51,21 @@ def test_the_shim_computes_with_numpy_and_crosses_only_when_asked():
 # --- each study on a device array module --------------------------------------------------------
 
 
-def _host(arrays):
-    return {key: to_host(value) for key, value in arrays.items()}
+def paired_results(name, point, xp):
+    """(key, NumPy's array, xp's array brought to the host) for every dataset of a study's samples
+    [3, 70) on NumPy and on `xp`, the keys checked equal; also whether each xp result was a
+    device array."""
+    study = get_study(name)
+    host = dict(zip(("per", "spectra"), study.simulate(point, 3, 70, np)))
+    other = dict(zip(("per", "spectra"), study.simulate(point, 3, 70, xp)))
+    pairs, on_device = [], set()
+    for part in ("per", "spectra"):
+        assert other[part].keys() == host[part].keys()
+        for key, values in host[part].items():
+            if isinstance(other[part][key], DeviceArray):
+                on_device.add(key)
+            pairs.append((key, to_host(values), to_host(other[part][key])))
+    return pairs, on_device
 
 
 # Studies whose docstrings say they compute on the CPU whatever the backend (tiny matrices, and
@@ -62,18 +75,11 @@ HOST_STUDIES = {"rho_paths", "toy_network"}
 
 def test_each_study_runs_on_a_device_module_and_equals_numpy_bit_for_bit(tiny_study):
     name, point = tiny_study
-    study = get_study(name)
-    per_host, spectra_host = study.simulate(point, 3, 70, np)
-    per_device, spectra_device = study.simulate(point, 3, 70, shim)
-    on_device = {key for key, value in {**per_device, **spectra_device}.items()
-                 if isinstance(value, DeviceArray)}
+    pairs, on_device = paired_results(name, point, shim)
     # the others compute on the device: every result comes back from it (none silently on the host)
-    assert on_device == (set() if name in HOST_STUDIES else {*per_device, *spectra_device})
-    for reference, device in ((per_host, _host(per_device)), (spectra_host, _host(spectra_device))):
-        assert device.keys() == reference.keys()
-        for key, values in reference.items():
-            assert isinstance(device[key], np.ndarray), key
-            np.testing.assert_array_equal(device[key], to_host(values), err_msg=f"{name}: {key}")
+    assert on_device == (set() if name in HOST_STUDIES else {key for key, _, _ in pairs})
+    for key, reference, device in pairs:
+        np.testing.assert_array_equal(device, reference, err_msg=f"{name}: {key}")
 
 
 @pytest.mark.skipif(CUPY is None, reason="needs CuPy and a usable GPU")
@@ -81,19 +87,13 @@ def test_each_study_on_cupy_agrees_with_numpy_to_rounding(tiny_study):
     """cuSOLVER and LAPACK round differently: floats agree to 1e-9 relative to each dataset's
     largest value; counts (violations of inequalities, ranks) exactly."""
     name, point = tiny_study
-    study = get_study(name)
-    per_host, spectra_host = study.simulate(point, 3, 70, np)
-    per_gpu, spectra_gpu = study.simulate(point, 3, 70, CUPY)
-    for reference, gpu in ((per_host, _host(per_gpu)), (spectra_host, _host(spectra_gpu))):
-        assert gpu.keys() == reference.keys()
-        for key, values in reference.items():
-            values = to_host(values)
-            if values.dtype.kind == "f":
-                scale = np.nanmax(np.abs(values)) if np.isfinite(values).any() else 1.0
-                np.testing.assert_allclose(gpu[key], values, rtol=0, atol=1e-9 * max(scale, 1e-300),
-                                           err_msg=f"{name}: {key}")
-            else:
-                np.testing.assert_array_equal(gpu[key], values, err_msg=f"{name}: {key}")
+    for key, reference, gpu in paired_results(name, point, CUPY)[0]:
+        if reference.dtype.kind == "f":
+            scale = np.nanmax(np.abs(reference)) if np.isfinite(reference).any() else 1.0
+            np.testing.assert_allclose(gpu, reference, rtol=0, atol=1e-9 * max(scale, 1e-300),
+                                       err_msg=f"{name}: {key}")
+        else:
+            np.testing.assert_array_equal(gpu, reference, err_msg=f"{name}: {key}")
 
 
 @pytest.mark.parametrize("n", [5, 33])

@@ -35,8 +35,12 @@ CPU_CAP, GPU_CAP = 20000, 100000
 CHECKED = 40          # matrices per cell compared with the reference
 
 
-def batch_size(n: int, scale: float = 1.0, gpu: bool = False) -> int:
-    work, cap = (WORK_PER_BATCH * GPU_WORK, GPU_CAP) if gpu else (WORK_PER_BATCH, CPU_CAP)
+def _on_gpu(xp: ModuleType) -> bool:
+    return engine.xp_name(xp) == "cupy"
+
+
+def batch_size(n: int, scale: float = 1.0, xp: ModuleType = np) -> int:
+    work, cap = (WORK_PER_BATCH * GPU_WORK, GPU_CAP) if _on_gpu(xp) else (WORK_PER_BATCH, CPU_CAP)
     return int(max(4, min(cap, scale * work / n**3)))
 
 
@@ -67,7 +71,7 @@ def resnet_matrices(n: int, count: int, seed: int = 1) -> np.ndarray:
 
 
 def _synchronize(xp: ModuleType) -> None:
-    if engine.xp_name(xp) == "cupy":
+    if _on_gpu(xp):
         xp.cuda.runtime.deviceSynchronize()
 
 
@@ -118,7 +122,7 @@ def methods(xp: ModuleType, workers: int) -> dict[str, tuple[str, Callable]]:
             xp.linalg.svd(a.astype(xp.float32), compute_uv=False), 0.0)),
     }
     for route in ("lapack", "gram", "auto"):
-        for w in sorted({1, workers if engine.xp_name(xp) == "numpy" else 1}):
+        for w in sorted({1, 1 if _on_gpu(xp) else workers}):
             def run(a, route=route, w=w):
                 spectrum = engine.singular_values(a, xp, route=route, workers=w)
                 return spectrum.values, float(spectrum.fallback.mean())
@@ -131,9 +135,8 @@ def bench_routes(widths, xp: ModuleType, workers: int, repeats: int, scale: floa
                  seconds: float = 2.0) -> list[dict]:
     rows = []
     rng = np.random.default_rng(0)
-    gpu = engine.xp_name(xp) == "cupy"
     for n in widths:
-        count = batch_size(n, scale, gpu)
+        count = batch_size(n, scale, xp)
         host = resnet_matrices(n, count)
         device = xp.asarray(host)
         order = rng.permutation(count)
@@ -157,9 +160,8 @@ def bench_extremes(widths, xp: ModuleType, repeats: int, scale: float,
     the naive SVD against engine.extreme_singular_values, with how each sample was proved."""
     rows = []
     rng = np.random.default_rng(1)
-    gpu = engine.xp_name(xp) == "cupy"
     for n in widths:
-        count = batch_size(n, scale, gpu)
+        count = batch_size(n, scale, xp)
         host = unit_variance_matrices(2, "bench", n, "gaussian", 0, count)
         device = xp.asarray(host)
         order = rng.permutation(count)
@@ -194,7 +196,7 @@ def bench_draws(widths, xp: ModuleType, threads: int, repeats: int, scale: float
     rows = []
     before = ensembles.draw_threads()
     for n in widths:
-        count = max(ensembles.SEED_CHUNK, batch_size(n, scale, engine.xp_name(xp) == "cupy"))
+        count = max(ensembles.SEED_CHUNK, batch_size(n, scale, xp))
         for t in sorted({1, threads}):
             ensembles.set_draw_threads(t)
             try:
@@ -203,7 +205,7 @@ def bench_draws(widths, xp: ModuleType, threads: int, repeats: int, scale: float
             finally:
                 ensembles.set_draw_threads(before)
             rows.append({"step": "draw", "n": n, "threads": t, "matrices_per_s": count / seconds})
-        if engine.xp_name(xp) == "cupy":
+        if _on_gpu(xp):
             seconds, _ = timed(lambda h=host: xp.asarray(h), xp, repeats)
             rows.append({"step": "copy to device", "n": n, "threads": 1,
                          "matrices_per_s": count / seconds})
@@ -230,11 +232,12 @@ def resnet_layer_statistics(w, xp: ModuleType, rhos, route: str, workers: int) -
 def bench_end_to_end(n: int, xp: ModuleType, workers: int, repeats: int, scale: float,
                      seconds: float = 2.0) -> list[dict]:
     rhos = np.linspace(0, 1, 11)
-    gpu = engine.xp_name(xp) == "cupy"
-    count = max(2, batch_size(n, scale, gpu) // len(rhos))
+    count = max(2, batch_size(n, scale, xp) // len(rhos))
     w = xp.asarray(unit_variance_matrices(1, "bench", n, "gaussian", 0, count) * weight_std(n, 2.0))
     rows = []
-    threads = [("naive", 1), ("auto", 1)] + ([("auto", workers)] if workers > 1 and not gpu else [])
+    threads = [("naive", 1), ("auto", 1)]
+    if workers > 1 and not _on_gpu(xp):  # CuPy has no worker threads
+        threads.append(("auto", workers))
     for route, w_threads in threads:
         timed_count, best, _ = timed_prefix(
             lambda part, route=route, t=w_threads: resnet_layer_statistics(part, xp, rhos, route, t),
