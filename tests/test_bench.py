@@ -45,7 +45,9 @@ def test_bench_measures_the_extremes_route_on_unit_variance_matrices(tmp_path, c
         assert row["matrices_per_s"] > 0
         assert row["max_rel_err_s1"] <= 1e-12 and row["max_rel_err_s_min"] <= 1e-10
         assert 0 <= row["by_gram"] + row["by_inverse_iteration"] <= 1
-    assert "proved by Gram" in capsys.readouterr().out
+    assert [r["auto_takes"] for r in saved] == ["lapack"] * 4  # on NumPy (engine.py)
+    printed = capsys.readouterr().out
+    assert "proved by Gram" in printed and "takes: n = 5 lapack, n = 33 lapack" in printed
 
 
 def test_a_method_too_slow_for_the_batch_is_timed_on_a_prefix_of_it():

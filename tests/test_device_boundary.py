@@ -107,3 +107,18 @@ def test_the_engine_runs_on_a_device_module(n):
     device = engine.extreme_singular_values(shim.asarray(a), shim)
     for field in ("s1", "s_min", "route", "s_min_error"):
         np.testing.assert_array_equal(to_host(getattr(device, field)), getattr(host, field), err_msg=field)
+
+
+def test_unit_variance_on_the_gram_route_runs_on_a_device_module(monkeypatch):
+    """The route CuPy takes for s_1 and s_* from n = 33 (forced here: the shim is named as NumPy),
+    with spectra for the first samples only: no host array meets a device array, and the results
+    equal NumPy's on the same route bit for bit."""
+    monkeypatch.setitem(engine.EXTREMES_GRAM_FROM_WIDTH, "numpy", 33)
+    study = get_study("unit_variance")
+    point = {"distribution": "gaussian", "width": 40, "seed": 6}
+    host = study.simulate(point, 0, 30, np, spectra_stop=3)
+    device = study.simulate(point, 0, 30, shim, spectra_stop=3)
+    for part, other in zip(host, device):
+        for key, values in part.items():
+            assert isinstance(other[key], DeviceArray), key
+            np.testing.assert_array_equal(to_host(other[key]), values, err_msg=key)

@@ -101,8 +101,8 @@ def test_a_non_finite_value_in_a_finite_dataset_marks_only_that_sample(tmp_path,
     real = module.simulate
     name = module.FINITE[0]
 
-    def with_nan(point, start, stop, xp):
-        per_sample, spectra = real(point, start, stop, xp)
+    def with_nan(point, start, stop, xp, **options):
+        per_sample, spectra = real(point, start, stop, xp, **options)
         if start <= 3 < stop:
             table = spectra if name.startswith("spectra/") else per_sample
             table[name.removeprefix("spectra/")][3 - start] = np.nan
@@ -123,10 +123,10 @@ def test_a_block_of_one_failing_sample_takes_its_layout_from_the_next_block(monk
     module = get_study("unit_variance")
     real = module.simulate
 
-    def failing_first(point, start, stop, xp):
+    def failing_first(point, start, stop, xp, **options):
         if start == 0:
             raise np.linalg.LinAlgError("SVD did not converge")
-        return real(point, start, stop, xp)
+        return real(point, start, stop, xp, **options)
 
     monkeypatch.setattr(module, "simulate", failing_first)
     blocks = {}
@@ -139,7 +139,7 @@ def test_a_block_of_one_failing_sample_takes_its_layout_from_the_next_block(monk
 def test_a_range_where_no_sample_can_be_computed_fails_the_job_and_writes_nothing(tmp_path,
                                                                                    monkeypatch):
     module = get_study("unit_variance")
-    monkeypatch.setattr(module, "simulate", lambda *args: (_ for _ in ()).throw(
+    monkeypatch.setattr(module, "simulate", lambda *args, **options: (_ for _ in ()).throw(
         np.linalg.LinAlgError("SVD did not converge")))
     shard = tmp_path / "shard-0000.h5"
     with pytest.raises(RuntimeError, match=r"no sample of \[0, 8\) could be computed"):

@@ -219,11 +219,11 @@ def test_a_failing_simulation_leaves_no_shard(tmp_path, monkeypatch):
     real = study.simulate
     calls = []
 
-    def failing(point, start, stop, xp):
+    def failing(point, start, stop, xp, **options):
         calls.append(start)
         if len(calls) > 1:
             raise RuntimeError("second block")
-        return real(point, start, stop, xp)
+        return real(point, start, stop, xp, **options)
 
     monkeypatch.setattr(study, "simulate", failing)
     point = {**TINY_POINTS["unit_variance"], "seed": 1}
@@ -373,11 +373,11 @@ def test_an_out_of_memory_block_is_halved_and_retried_with_identical_results(mon
     real = study.simulate
     attempts = []
 
-    def cramped(point, start, stop, xp):
+    def cramped(point, start, stop, xp, **options):
         attempts.append(stop - start)
         if stop - start > 24:  # a device that holds 24 samples at a time
             raise MemoryError("simulated out-of-memory")
-        return real(point, start, stop, xp)
+        return real(point, start, stop, xp, **options)
 
     blocks = {}
     monkeypatch.setattr(study, "simulate", cramped)
@@ -392,7 +392,7 @@ def test_an_out_of_memory_block_is_halved_and_retried_with_identical_results(mon
 
 def test_other_errors_are_not_retried(monkeypatch):
     study = get_study("resnet_layer")
-    monkeypatch.setattr(study, "simulate", lambda *args: (_ for _ in ()).throw(ValueError("bad")))
+    monkeypatch.setattr(study, "simulate", lambda *args, **options: (_ for _ in ()).throw(ValueError("bad")))
     with pytest.raises(ValueError, match="bad"):
         simulate_range("resnet_layer", {**TINY_POINTS["resnet_layer"], "seed": 5}, 0, 10, 10, np,
                        lambda *args: None)

@@ -157,7 +157,8 @@ def bench_routes(widths, xp: ModuleType, workers: int, repeats: int, scale: floa
 def bench_extremes(widths, xp: ModuleType, repeats: int, scale: float,
                    seconds: float = 2.0) -> list[dict]:
     """s_1 and s_n of unit-variance K_n (kappa ~ n: the Gram route alone proves few s_n):
-    the naive SVD against engine.extreme_singular_values, with how each sample was proved."""
+    the naive SVD against engine.extremes on the Gram route with inverse iteration, with how each
+    sample was proved, and which of the two engine.extremes takes (the unit_variance study)."""
     rows = []
     rng = np.random.default_rng(1)
     for n in widths:
@@ -168,7 +169,7 @@ def bench_extremes(widths, xp: ModuleType, repeats: int, scale: float,
         reference = Reference(host)
         for name, run in ((f"{engine.xp_name(xp)}.linalg.svd (naive)",
                            lambda d: xp.linalg.svd(d, compute_uv=False)),
-                          ("engine extremes", lambda d: engine.extreme_singular_values(d, xp))):
+                          ("engine extremes", lambda d: engine.extremes(d, xp, route="gram"))):
             timed_count, best, result = timed_prefix(run, device, xp, repeats, seconds)
             checked = checked_rows(order, timed_count)
             s1_ref, s_min_ref = reference.extremes(checked)
@@ -184,7 +185,8 @@ def bench_extremes(widths, xp: ModuleType, repeats: int, scale: float,
                          "max_rel_err_s_min": float(np.max(np.abs(ours[1] / s_min_ref - 1))),
                          "by_gram": float(np.mean(route == 0)) if route is not None else 0.0,
                          "by_inverse_iteration": float(np.mean(route == 1))
-                         if route is not None else 0.0})
+                         if route is not None else 0.0,
+                         "auto_takes": engine.choose_extremes_route(n, xp)})
         log.info("K_n extremes n = %d: naive %.0f/s, engine %.0f/s", n, rows[-2]["matrices_per_s"],
                  rows[-1]["matrices_per_s"])
     return rows
@@ -267,6 +269,8 @@ def format_table(rows: list[dict], end_to_end: list[dict], device: str,
                          f"{r['matrices_per_s'] / base[r['n']]:.2f} | {r['max_rel_err_s1']:.1e} | "
                          f"{r['max_rel_err_s_min']:.1e} | {r['by_gram']:.3f} | "
                          f"{r['by_inverse_iteration']:.3f} |")
+        lines.append("engine.extremes(route='auto') (the unit_variance study) takes: " + ", ".join(
+            f"n = {r['n']} {r['auto_takes']}" for r in extremes if r["method"] == "engine extremes"))
     if draws:
         lines += ["", "Gaussian K_n drawn on the host (each job's input), and copied to the GPU:",
                   "| step | n | threads | matrices/s |", "|---|---|---|---|"]

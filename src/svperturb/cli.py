@@ -119,13 +119,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     n_spectra = max(0, min(args.keep_spectra, stop) - start)
     if not here.is_root:  # rank 0 gathers and writes; the others compute their blocks
         parallel.simulate_range_ranks(args.study, point, start, stop, block_size, backend.xp,
-                                      lambda *block: None, here)
+                                      lambda *block: None, here, args.keep_spectra)
         return 0
     log.info("simulate %s %s samples [%d, %d) on %d rank(s) -> %s", args.study, attrs["point"],
              start, stop, here.size, args.output)
     with io.ShardWriter(args.output, attrs, stop - start, n_spectra) as writer:
         parallel.simulate_range_ranks(args.study, point, start, stop, block_size, backend.xp,
-                                      writer.write, here)
+                                      writer.write, here, args.keep_spectra)
     log.info("wrote %s", args.output)
     return 0
 

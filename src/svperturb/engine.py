@@ -35,6 +35,8 @@ from types import ModuleType
 
 import numpy as np
 
+from svperturb.spectra import smallest_nonzero_singular_value
+
 log = logging.getLogger(__name__)
 
 ROUTES = ("auto", "lapack", "gram")
@@ -188,18 +190,55 @@ def singular_values(a, xp: ModuleType = np, route: str = "auto", workers: int = 
     return Spectrum(values, fallback, "gram", square_error)
 
 
-# --- s_1 and s_n only: the Gram route, refined by inverse iteration where it cannot prove s_n ------
+# --- s_1, s_n and s_* only: the Gram route, refined by inverse iteration where it cannot prove s_n -
+
+EXTREMES_ROUTES = ("auto", "lapack", "gram")
+# Smallest n at which `extremes` takes the Gram route with inverse iteration (None: never). On the
+# CPU it is 0.24-0.34x LAPACK at n = 33-100 (svperturb bench: eigvalsh and the batched inverse
+# each cost about half a gesdd); on CuPy the libraries' SVD loops one matrix at a time above n = 32
+# (SPEC section 4: 294 matrices/s at n = 100, against 49,000/s for eigvalsh of the Gram matrices).
+EXTREMES_GRAM_FROM_WIDTH = {"numpy": None, "cupy": 33}
+
+
+def choose_extremes_route(n: int, xp: ModuleType = np) -> str:
+    """The route `extremes(route="auto")` takes for n x n matrices on this array module."""
+    width = EXTREMES_GRAM_FROM_WIDTH[xp_name(xp)]
+    return "gram" if width is not None and n >= max(width, 2) else "lapack"
+
+
+def extremes(a, xp: ModuleType = np, route: str = "auto") -> Extremes:
+    """s_1, s_n and s_* of each n x n matrix of the stack `a` within the contract, by `route` (one
+    of EXTREMES_ROUTES): "lapack" the whole spectrum, "gram" extreme_singular_values (proved per
+    sample, LAPACK for the samples it cannot prove); "auto" the faster of the two for this n and
+    array module."""
+    if route not in EXTREMES_ROUTES:
+        raise ValueError(f"route: got {route!r}; allowed: {', '.join(EXTREMES_ROUTES)}")
+    a = xp.asarray(a, dtype=xp.float64)
+    if a.ndim != 3 or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"expected a stack of square matrices (samples, n, n), got shape {a.shape}")
+    chosen = choose_extremes_route(a.shape[-1], xp) if route == "auto" else route
+    if chosen == "gram" and len(a):
+        return extreme_singular_values(a, xp)
+    values = lapack_singular_values(a, xp)
+    return Extremes(values[:, 0], values[:, -1], smallest_nonzero_singular_value(values, xp),
+                    xp.full(len(a), 2, dtype=xp.int8), xp.zeros(len(a)))
+
 
 INVERSE_ITERATION_CHECKS = (3, 6, 12, 24, 48, 96)  # power steps after which the certificate is tried
 
 
 @dataclass
 class Extremes:
-    """s_1 and s_n (samples,) of nonsingular matrices within the contract of LAPACK; `route`
-    (samples,) says who proved each sample: 0 the Gram route, 1 inverse iteration (s_n), 2 LAPACK."""
+    """s_1, s_n and s_* (samples,) within the contract of LAPACK; `route` (samples,) says who
+    proved each sample: 0 the Gram route, 1 inverse iteration (s_n), 2 LAPACK. s_* is the smallest
+    singular value above spectra.rank_tolerance (n eps s_1; SPEC section 1): from LAPACK's whole
+    spectrum, or s_n where a fast route proved s_n, as it never does at or below that tolerance:
+    the Gram route needs lambda_n >~ 1e10 n eps lambda_1, inverse iteration s_n above its
+    residual's rounding 2 gamma_(n+4) sqrt(||A||_1 ||A||_inf) >= 2 (n + 4) eps s_1."""
 
     s1: object
     s_min: object
+    s_star: object
     route: object
     s_min_error: object  # proved bound on |s^_n - s_n|: Gram's or inverse iteration's; 0 for LAPACK
 
@@ -338,13 +377,15 @@ def extreme_singular_values(a, xp: ModuleType = np) -> Extremes:
         s_min[refine] = xp.where(proved, theta, s_min[refine])
         error[refine] = xp.where(proved, bound, 0.0)
         route[refine] = xp.where(proved, 1, 2).astype(xp.int8)
+    s_star = s_min.copy()  # a proved s_n is above the rank tolerance (Extremes)
     lapack = xp.nonzero(route == 2)[0]
     if len(lapack):
         values = lapack_singular_values(a[lapack], xp)
         s1[lapack], s_min[lapack] = values[:, 0], values[:, -1]
+        s_star[lapack] = smallest_nonzero_singular_value(values, xp)
     log.debug("extreme_singular_values: %d matrices, %d by inverse iteration, %d by LAPACK",
               count, len(refine), len(lapack))
-    return Extremes(s1, s_min, route, error)
+    return Extremes(s1, s_min, s_star, route, error)
 
 
 def _inverse_iteration(a, next_low, norm_product, xp: ModuleType):

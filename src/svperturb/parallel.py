@@ -66,13 +66,14 @@ def simulate_range_ranks(
     xp: ModuleType,
     sink: Callable[[int, dict, dict], None],
     here: World,
+    spectra_stop: int | None = None,
 ) -> None:
     """simulate_range over `here.size` ranks: `sink` is called on rank 0 only, block by block in
     sample order. A failure on any rank is raised on every rank (as RuntimeError naming it)."""
     from svperturb.studies import simulate_range
 
     if here.size == 1:
-        simulate_range(name, point, start, stop, block_size, xp, sink)
+        simulate_range(name, point, start, stop, block_size, xp, sink, spectra_stop)
         return
     blocks = [(b, min(b + block_size, stop)) for b in range(start, stop, block_size)]
     for first in range(0, len(blocks), here.size):
@@ -84,7 +85,7 @@ def simulate_range_ranks(
             try:
                 simulate_range(name, point, b0, b1, b1 - b0, xp,
                                lambda offset, per, spectra, b0=b0, parts=parts:
-                               parts.append((b0 + offset, per, spectra)))
+                               parts.append((b0 + offset, per, spectra)), spectra_stop)
                 result = ("ok", parts)
             except Exception as error:  # reported to every rank below, never swallowed
                 result = ("error", (f"rank {here.rank}, samples [{b0}, {b1}): "

@@ -37,7 +37,12 @@ def numerical_rank(s, xp: ModuleType = np):
 
 def condition_number(s, xp: ModuleType = np):
     """kappa = s_1 / s_* (53), from singular values sorted in decreasing order."""
-    return s[..., 0] / smallest_nonzero_singular_value(s, xp)
+    return condition_number_of_extremes(s[..., 0], smallest_nonzero_singular_value(s, xp))
+
+
+def condition_number_of_extremes(s1, s_star):
+    """kappa = s_1 / s_* (53) from s_1 and s_* alone (engine.extremes)."""
+    return s1 / s_star
 
 
 def symmetric_part_extremes(mo, xp: ModuleType = np):

@@ -4,6 +4,11 @@ Each study module defines NAME, AXES (grid keys that make a job), INNER (grid ke
 inside a job, because every value is paired with the same matrices) and
 `simulate(point, start, stop, xp) -> (per_sample, spectra)`: dicts of arrays whose first axis is
 the samples [start, stop), and FINITE: the datasets that are finite for every computable sample.
+Full spectra are stored for the samples below a global index `spectra_stop` only (the config's
+keep_spectra); a study with PARTIAL_SPECTRA = True takes it, `simulate(..., spectra_stop=...)`,
+and returns spectra rows for [start, min(stop, spectra_stop)) alone, so that it need not compute
+the others (unit_variance: s_1 and s_* of the rest by the engine's faster route); the others'
+spectra are cut to those rows here.
 
 Numerical faults: a sample whose spectra cannot be computed (LAPACK does not converge, or a NaN or
 an infinity lands in one of the study's FINITE datasets) is recorded, not dropped: the per-sample
@@ -96,11 +101,13 @@ def simulate_range(
     block_size: int,
     xp: ModuleType,
     sink: Callable[[int, dict, dict], None],
+    spectra_stop: int | None = None,
 ) -> None:
     """Simulate samples [start, stop) in blocks of `block_size`, handing each block to `sink`.
 
-    `sink(offset, per_sample, spectra)` receives host (NumPy) arrays; offset counts from `start`.
-    Logs progress with an estimate of the time left.
+    `sink(offset, per_sample, spectra)` receives host (NumPy) arrays; offset counts from `start`;
+    spectra hold the block's samples below `spectra_stop` (None: all). Logs progress with an
+    estimate of the time left.
     """
     study = get_study(name)
     began = time.perf_counter()
@@ -110,7 +117,8 @@ def simulate_range(
     while block_start < stop:
         block_stop = min(block_start + block_size, stop)
         try:
-            per_sample, spectra = _simulate_block(study, point, block_start, block_stop, xp)
+            per_sample, spectra = _simulate_block(study, point, block_start, block_stop, xp,
+                                                  spectra_stop)
         except _EverySampleFailed:
             failed.append((block_start, block_stop))
             block_start = block_stop
@@ -126,7 +134,8 @@ def simulate_range(
             continue
         sink(block_start - start, per_sample, spectra)
         for a, b in failed:  # rows of NaN / zeros shaped like this block's
-            sink(a - start, *_blank_rows(per_sample, spectra, b - a))
+            sink(a - start, *_blank_rows(per_sample, spectra, b - a,
+                                         spectra_rows(a, b, spectra_stop)))
         failed = []
         block_start = block_stop
         done = block_stop - start
@@ -150,23 +159,48 @@ def is_numerical_error(error: BaseException) -> bool:
         isinstance(error, ValueError) and "infs or NaNs" in str(error))
 
 
-def _simulate_block(study: ModuleType, point, start: int, stop: int, xp):
-    """Host arrays of samples [start, stop) with the per-sample `fault` dataset.
+def spectra_rows(start: int, stop: int, spectra_stop: int | None) -> int:
+    """How many of the samples [start, stop) lie below `spectra_stop` (None: all of them)."""
+    if spectra_stop is None:
+        return stop - start
+    return min(max(spectra_stop - start, 0), stop - start)
+
+
+def _call_study(study: ModuleType, point, start: int, stop: int, xp, spectra_stop: int | None):
+    """study.simulate on host arrays, spectra cut to the samples below `spectra_stop`."""
+    if getattr(study, "PARTIAL_SPECTRA", False):
+        per_sample, spectra = study.simulate(point, start, stop, xp, spectra_stop=spectra_stop)
+    else:
+        per_sample, spectra = study.simulate(point, start, stop, xp)
+    rows = spectra_rows(start, stop, spectra_stop)
+    spectra = {key: values[:rows] for key, values in spectra.items()}  # before leaving the device
+    for key, values in spectra.items():
+        if len(values) != rows:
+            raise RuntimeError(f"{study.NAME}: spectra/{key} has {len(values)} rows for samples "
+                               f"[{start}, {stop}) with spectra_stop {spectra_stop}; expected {rows}")
+    return _to_host(per_sample), _to_host(spectra)
+
+
+def _simulate_block(study: ModuleType, point, start: int, stop: int, xp,
+                    spectra_stop: int | None = None):
+    """Host arrays of samples [start, stop) with the per-sample `fault` dataset (spectra for the
+    samples below `spectra_stop`).
 
     A numerical error for the block is retried sample by sample: the samples that fail again get
     FAULT_ERROR and rows of NaN (floats) or zeros (integers); the others are computed as usual.
     """
     try:
-        per_sample, spectra = study.simulate(point, start, stop, xp)
-        per_sample, spectra = _to_host(per_sample), _to_host(spectra)
+        per_sample, spectra = _call_study(study, point, start, stop, xp, spectra_stop)
         fault, errors = np.zeros(stop - start, dtype=np.uint8), {}
     except Exception as error:
         if not is_numerical_error(error):
             raise
         log.warning("%s: samples [%d, %d): %s: %s; computing them one at a time", study.NAME,
                     start, stop, type(error).__name__, error)
-        per_sample, spectra, fault, errors = _sample_by_sample(study, point, start, stop, xp)
-    non_finite = _non_finite_rows(study, {**per_sample, **{f"spectra/{k}": v for k, v in spectra.items()}})
+        per_sample, spectra, fault, errors = _sample_by_sample(study, point, start, stop, xp,
+                                                               spectra_stop)
+    non_finite = _non_finite_rows(study, stop - start, {
+        **per_sample, **{f"spectra/{k}": v for k, v in spectra.items()}})
     fault[(fault == FAULT_OK) & non_finite] = FAULT_NON_FINITE
     for offset in np.flatnonzero(fault):
         index = start + int(offset)
@@ -177,12 +211,12 @@ def _simulate_block(study: ModuleType, point, start: int, stop: int, xp):
     return {**per_sample, "fault": fault}, spectra
 
 
-def _sample_by_sample(study: ModuleType, point, start: int, stop: int, xp):
+def _sample_by_sample(study: ModuleType, point, start: int, stop: int, xp,
+                      spectra_stop: int | None):
     rows, errors = [], {}
     for index in range(start, stop):
         try:
-            per, spec = study.simulate(point, index, index + 1, xp)
-            rows.append((_to_host(per), _to_host(spec)))
+            rows.append(_call_study(study, point, index, index + 1, xp, spectra_stop))
         except Exception as error:
             if not is_numerical_error(error):
                 raise
@@ -193,20 +227,19 @@ def _sample_by_sample(study: ModuleType, point, start: int, stop: int, xp):
         for index, error in errors.items():
             log.warning("%s: sample %d (seed %s): %s", study.NAME, index, point.get("seed"), error)
         raise _EverySampleFailed
-    blank = _blank_rows(*template, 1)
-    per_sample = {key: np.concatenate([(blank if row is None else row)[0][key] for row in rows])
-                  for key in template[0]}
-    spectra = {key: np.concatenate([(blank if row is None else row)[1][key] for row in rows])
-               for key in template[1]}
     fault = np.array([FAULT_ERROR if row is None else FAULT_OK for row in rows], dtype=np.uint8)
+    rows = [_blank_rows(*template, 1, spectra_rows(index, index + 1, spectra_stop)) if row is None
+            else row for index, row in zip(range(start, stop), rows)]
+    per_sample = {key: np.concatenate([row[0][key] for row in rows]) for key in template[0]}
+    spectra = {key: np.concatenate([row[1][key] for row in rows]) for key in template[1]}
     return per_sample, spectra, fault, errors
 
 
 def _blank_rows(per_sample: Mapping[str, np.ndarray], spectra: Mapping[str, np.ndarray],
-                count: int) -> tuple[dict, dict]:
-    """`count` rows shaped like the given arrays: NaN (floats), zeros (integers, booleans), and
-    FAULT_ERROR in `fault`."""
-    def blank(like: np.ndarray) -> np.ndarray:
+                count: int, spectra_count: int) -> tuple[dict, dict]:
+    """`count` rows (`spectra_count` of spectra) shaped like the given arrays: NaN (floats), zeros
+    (integers, booleans), and FAULT_ERROR in `fault`."""
+    def blank(like: np.ndarray, count: int = count) -> np.ndarray:
         shape = (count, *like.shape[1:])
         return (np.zeros(shape, like.dtype) if like.dtype.kind in "biu"
                 else np.full(shape, np.nan, like.dtype))
@@ -214,16 +247,17 @@ def _blank_rows(per_sample: Mapping[str, np.ndarray], spectra: Mapping[str, np.n
     per = {key: blank(value) for key, value in per_sample.items()}
     if "fault" in per:
         per["fault"][:] = FAULT_ERROR
-    return per, {key: blank(value) for key, value in spectra.items()}
+    return per, {key: blank(value, spectra_count) for key, value in spectra.items()}
 
 
-def _non_finite_rows(study: ModuleType, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Samples with a NaN or an infinity in one of the study's FINITE datasets."""
-    size = len(next(iter(arrays.values())))
+def _non_finite_rows(study: ModuleType, size: int, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Which of `size` samples have a NaN or an infinity in one of the study's FINITE datasets
+    (spectra: of the first samples, those that have one)."""
     bad = np.zeros(size, dtype=bool)
     for key in study.FINITE:
         values = arrays[key]
-        bad |= ~np.isfinite(values.reshape(size, -1)).all(axis=1)
+        if len(values):
+            bad[:len(values)] |= ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
     return bad
 
 
