@@ -96,16 +96,22 @@ def test_each_study_on_cupy_agrees_with_numpy_to_rounding(tiny_study):
             np.testing.assert_array_equal(gpu, reference, err_msg=f"{name}: {key}")
 
 
+@pytest.mark.parametrize("augmented_widths", [None, (2, 200)])
 @pytest.mark.parametrize("n", [5, 33])
-def test_the_engine_runs_on_a_device_module(n):
+def test_the_engine_runs_on_a_device_module(n, augmented_widths, monkeypatch):
+    """Every route, and the augmented fallback CuPy takes from n = 33 (forced: the shim is named
+    as NumPy), bit-identical to NumPy."""
+    monkeypatch.setitem(engine.AUGMENTED_WIDTHS, "numpy", augmented_widths)
     a = np.random.default_rng(n).standard_normal((40, n, n))
     for route in engine.ROUTES:
         host = engine.singular_values(a, np, route=route)
         device = engine.singular_values(shim.asarray(a), shim, route=route)
-        np.testing.assert_array_equal(to_host(device.values), host.values, err_msg=route)
+        for field in ("values", "fallback", "augmented", "absolute_error"):
+            np.testing.assert_array_equal(to_host(getattr(device, field)), getattr(host, field),
+                                          err_msg=f"{route}: {field}")
     host = engine.extreme_singular_values(a, np)
     device = engine.extreme_singular_values(shim.asarray(a), shim)
-    for field in ("s1", "s_min", "route", "s_min_error"):
+    for field in ("s1", "s_min", "s_star", "route", "s_min_error"):
         np.testing.assert_array_equal(to_host(getattr(device, field)), getattr(host, field), err_msg=field)
 
 

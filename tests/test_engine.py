@@ -52,7 +52,7 @@ def assert_meets_contract(values: np.ndarray, a: np.ndarray) -> None:
 
 @pytest.mark.parametrize("n", WIDTHS)
 @pytest.mark.parametrize("kind", ["unit_variance", "resnet", "convnet", "relu"])
-@pytest.mark.parametrize("route", ["auto", "gram"])
+@pytest.mark.parametrize("route", ["auto", "gram", "augmented"])
 def test_every_route_meets_the_contract_on_the_studies_matrices(kind, n, route, xp):
     a = layer_matrices(kind, n, 40 if n < 100 else 12)
     values = to_host(engine.singular_values(xp.asarray(a), xp, route=route).values)
@@ -360,3 +360,85 @@ def test_s_star_of_a_rank_deficient_matrix_is_its_smallest_non_zero_singular_val
 def test_extremes_refuse_a_route_they_do_not_have():
     with pytest.raises(ValueError, match=r"route: got 'jacobi'; allowed: auto, lapack, gram"):
         engine.extremes(np.eye(3)[None], route="jacobi")
+
+
+# --- the augmented route: eigenvalues of [[0, A], [A^T, 0]], error eps kappa instead of kappa^2 ---
+
+
+@pytest.mark.parametrize("n", [5, 33, 100])
+@pytest.mark.parametrize("kind", ["unit_variance", "resnet", "convnet", "relu"])
+def test_the_augmented_route_bound_covers_its_error_and_its_structural_zeros_are_exact(kind, n, xp):
+    a = layer_matrices(kind, n, 30 if n < 100 else 10)
+    spectrum = engine.singular_values(xp.asarray(a), xp, route="augmented")
+    values, augmented, bound = (to_host(v) for v in (spectrum.values, spectrum.augmented,
+                                                      spectrum.value_error(xp)))
+    reference = reference_singular_values(a)
+    # the bound holds up to the reference's own rounding (gesvd: n eps s_1 at most)
+    slack = n * engine.EPS * reference[:, :1]
+    assert np.all((np.abs(values - reference) <= bound + slack)[augmented])
+    zero_lines = np.maximum(np.all(a == 0, axis=1).sum(axis=1), np.all(a == 0, axis=2).sum(axis=1))
+    for row, zeros in zip(values[augmented], zero_lines[augmented]):
+        assert np.all(row[n - zeros:] == 0) and np.all(row[:n - zeros] > 0)
+    # it proves kappa up to 1e-10 / (2 n eps) (2,300 at n = 100): most of these matrices (Edelman:
+    # P(kappa(K_n) > x n) is about 2 / x, 0.09 at n = 100)
+    assert augmented.mean() > 0.5
+
+
+def test_where_the_gram_route_fails_the_augmented_route_takes_over_before_lapack(monkeypatch):
+    """As on CuPy from n = 33 (forced here): unit-variance K_33 and ConvNet layers, which the Gram
+    bound (eps kappa^2) rarely certifies, are certified by the augmented one (2 n eps kappa)."""
+    monkeypatch.setitem(engine.AUGMENTED_WIDTHS, "numpy", (33, 200))
+    assert engine.tries_augmented(33) and not engine.tries_augmented(32)
+    for kind in ("unit_variance", "convnet"):
+        a = layer_matrices(kind, 33, 60)
+        gram_only = engine.singular_values(a, route="gram")
+        monkeypatch.setitem(engine.AUGMENTED_WIDTHS, "numpy", None)
+        before = engine.singular_values(a, route="gram")
+        monkeypatch.setitem(engine.AUGMENTED_WIDTHS, "numpy", (33, 200))
+        assert before.fallback.mean() > 0.5 and not before.augmented.any()
+        assert np.array_equal(gram_only.augmented | gram_only.fallback, before.fallback), kind
+        assert gram_only.fallback.mean() < 0.2 * before.fallback.mean(), kind
+        assert_meets_contract(gram_only.values, a)
+
+
+def test_a_bottom_cluster_the_iteration_cannot_split_is_proved_by_the_augmented_route(monkeypatch):
+    """s_n and s_(n-1) 1e-9 apart with kappa = 1e3: the Gram bound (n eps kappa^2 ~ 1e-8) cannot
+    prove s_n, 96 power steps cannot separate the pair, the augmented bound (2 n eps kappa ~ 2e-11)
+    can."""
+    n = 40
+    rng = np.random.default_rng(5)
+    u, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    v, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    s = np.geomspace(1.0, 1e-3, n)
+    s[-2] = s[-1] * (1 + 1e-9)
+    a = ((u * s) @ v.T)[None]
+    assert engine.extreme_singular_values(a).route[0] == 2
+    monkeypatch.setitem(engine.AUGMENTED_WIDTHS, "numpy", (33, 200))
+    extremes = engine.extreme_singular_values(a)
+    reference = reference_singular_values(a)[0]
+    assert extremes.route[0] == 3
+    assert abs(extremes.s_min[0] - reference[-1]) <= extremes.s_min_error[0] + n * engine.EPS
+    assert abs(extremes.s_min[0] / reference[-1] - 1) <= engine.TOLERANCE_S_MIN
+    assert extremes.s_star[0] == extremes.s_min[0]
+
+
+def test_the_resnet_study_with_the_augmented_fallback_is_violation_free(monkeypatch):
+    """W1 alone (rho = 0) has kappa ~ n: the Gram bound fails and, as on CuPy from n = 33 (forced
+    here), the augmented route certifies it; (70), (74), (71) hold with its error bound added, and
+    s_n meets the contract."""
+    from svperturb.studies import get_study
+
+    monkeypatch.setitem(engine.AUGMENTED_WIDTHS, "numpy", (33, 200))
+    calls = []
+    real = engine.augmented_singular_values
+    monkeypatch.setattr(engine, "augmented_singular_values",
+                        lambda a, xp: calls.append(len(a)) or real(a, xp))
+    point = {"distribution": "gaussian", "width": 40, "weight_scale": 2.0, "skip": [0.0, 0.5, 1.0],
+             "seed": 3}
+    per, _ = get_study("resnet_layer").simulate(point, 0, 64, np)
+    assert sum(calls) > 32
+    for family in ("70", "74", "71"):
+        assert per[f"violations_{family}"].sum() == 0
+    lapack = reference_singular_values(
+        unit_variance_matrices(3, "resnet_layer", 40, "gaussian", 0, 64) * weight_std(40, 2.0))
+    np.testing.assert_allclose(per["s_min"][:, 0], lapack[:, -1], rtol=engine.TOLERANCE_S_MIN)

@@ -121,8 +121,8 @@ def methods(xp: ModuleType, workers: int) -> dict[str, tuple[str, Callable]]:
         f"{lib} (naive)/f32": ("float32", lambda a: (
             xp.linalg.svd(a.astype(xp.float32), compute_uv=False), 0.0)),
     }
-    for route in ("lapack", "gram", "auto"):
-        for w in sorted({1, 1 if _on_gpu(xp) else workers}):
+    for route in ("lapack", "gram", "augmented", "auto"):
+        for w in sorted({1, 1 if _on_gpu(xp) or route == "augmented" else workers}):
             def run(a, route=route, w=w):
                 spectrum = engine.singular_values(a, xp, route=route, workers=w)
                 return spectrum.values, float(spectrum.fallback.mean())
