@@ -254,7 +254,7 @@ def singular_values(a, xp: ModuleType = np, route: str = "auto", workers: int = 
 
 # --- s_1, s_n and s_* only: the Gram route, refined by inverse iteration where it cannot prove s_n -
 
-EXTREMES_ROUTES = ("auto", "lapack", "gram", "augmented")
+EXTREMES_ROUTES = ("auto", "lapack", "gram")
 # Smallest n at which `extremes` takes the Gram route with inverse iteration (None: never). On the
 # CPU it is 0.24-0.34x LAPACK at n = 33-100 (svperturb bench: eigvalsh and the batched inverse
 # each cost about half a gesdd); on CuPy the libraries' SVD loops one matrix at a time above n = 32
@@ -293,11 +293,12 @@ INVERSE_ITERATION_CHECKS = (3, 6, 12, 24, 48, 96)  # power steps after which the
 class Extremes:
     """s_1, s_n and s_* (samples,) within the contract of LAPACK; `route` (samples,) says who
     proved each sample: 0 the Gram route, 1 inverse iteration (s_n), 2 LAPACK, 3 the augmented
-    route (where tries_augmented). s_* is the smallest
-    singular value above spectra.rank_tolerance (n eps s_1; SPEC section 1): from LAPACK's whole
-    spectrum, or s_n where a fast route proved s_n, as it never does at or below that tolerance:
-    the Gram route needs lambda_n >~ 1e10 n eps lambda_1, inverse iteration s_n above its
-    residual's rounding 2 gamma_(n+4) sqrt(||A||_1 ||A||_inf) >= 2 (n + 4) eps s_1."""
+    route (where tries_augmented). s_* is the smallest singular value above
+    spectra.rank_tolerance (n eps s_1; SPEC section 1): from the whole spectrum (LAPACK's, the
+    augmented route's), or s_n where the Gram route or inverse iteration proved s_n, as they never
+    do at or below that tolerance: the Gram route needs lambda_n >~ 1e10 n eps lambda_1, inverse
+    iteration s_n above its residual's rounding 2 gamma_(n+4) sqrt(||A||_1 ||A||_inf), which is
+    >= 2 (n + 4) eps s_1."""
 
     s1: object
     s_min: object
