@@ -39,6 +39,14 @@ def layer_matrices(kind: str, n: int, count: int, seed: int = 11) -> np.ndarray:
     raise ValueError(kind)
 
 
+def with_singular_values(s: np.ndarray, seed: int) -> np.ndarray:
+    """U diag(s) V^T with random orthogonal U, V (QR of Gaussian matrices)."""
+    rng = np.random.default_rng(seed)
+    u, _ = np.linalg.qr(rng.standard_normal((len(s), len(s))))
+    v, _ = np.linalg.qr(rng.standard_normal((len(s), len(s))))
+    return (u * s) @ v.T
+
+
 def assert_meets_contract(values: np.ndarray, a: np.ndarray) -> None:
     reference = reference_singular_values(a)
     nonzero = reference > rank_tolerance(reference)[:, None]
@@ -264,12 +272,9 @@ def test_exact_matvec_is_within_its_bound_of_the_exact_product(n):
 def test_a_cluster_at_the_bottom_cannot_be_proved_and_falls_back_to_lapack():
     """s_n and s_(n-1) 1e-9 apart with kappa = 1e6: the Gram bound separates neither, so LAPACK."""
     n = 12
-    rng = np.random.default_rng(4)
-    u, _ = np.linalg.qr(rng.standard_normal((n, n)))
-    v, _ = np.linalg.qr(rng.standard_normal((n, n)))
     s = np.geomspace(1.0, 1e-6, n)
     s[-2] = s[-1] * (1 + 1e-9)
-    a = (u * s) @ v.T
+    a = with_singular_values(s, 4)
     extremes = engine.extreme_singular_values(np.stack([a, layer_matrices("resnet", n, 1)[0]]))
     assert extremes.route[0] == 2
     reference = reference_singular_values(a[None])[0]
@@ -343,10 +348,7 @@ def test_s_star_of_a_rank_deficient_matrix_is_its_smallest_non_zero_singular_val
     a = layer_matrices("unit_variance", n, 6)
     a[2][:, 0] = a[2][:, 1]
     a[3] = np.diag(np.append(np.ones(n - 1), 2.0**-60))
-    rng = np.random.default_rng(17)
-    u, _ = np.linalg.qr(rng.standard_normal((n, n)))
-    v, _ = np.linalg.qr(rng.standard_normal((n, n)))
-    a[4] = (u * np.append(np.geomspace(1.0, 1e-3, n - 1), 1e-17)) @ v.T
+    a[4] = with_singular_values(np.append(np.geomspace(1.0, 1e-3, n - 1), 1e-17), 17)
     found = engine.extremes(a, route=route)
     spectra = np.linalg.svd(a, compute_uv=False)
     assert np.all(found.route[2:5] == 2)
@@ -406,12 +408,9 @@ def test_a_bottom_cluster_the_iteration_cannot_split_is_proved_by_the_augmented_
     prove s_n, 96 power steps cannot separate the pair, the augmented bound (2 n eps kappa ~ 2e-11)
     can."""
     n = 40
-    rng = np.random.default_rng(5)
-    u, _ = np.linalg.qr(rng.standard_normal((n, n)))
-    v, _ = np.linalg.qr(rng.standard_normal((n, n)))
     s = np.geomspace(1.0, 1e-3, n)
     s[-2] = s[-1] * (1 + 1e-9)
-    a = ((u * s) @ v.T)[None]
+    a = with_singular_values(s, 5)[None]
     assert engine.extreme_singular_values(a).route[0] == 2
     monkeypatch.setitem(engine.AUGMENTED_WIDTHS, "numpy", (33, 200))
     extremes = engine.extreme_singular_values(a)
