@@ -106,3 +106,18 @@ def test_a_failing_sample_on_either_side_of_spectra_stop_gets_its_rows(monkeypat
     assert spectra["singular_values"].shape == (4, 5)
     assert np.isnan(spectra["singular_values"][2]).all()
     assert np.isfinite(spectra["singular_values"][[0, 1, 3]]).all()
+
+
+def test_a_study_returning_too_few_spectrum_rows_is_an_error_naming_it(monkeypatch):
+    """A study that drops spectra it was asked for would leave rows of zeros in the shard: refused."""
+    study = get_study("unit_variance")
+    real = study.simulate
+
+    def short(point, start, stop, xp, **options):
+        per, spectra = real(point, start, stop, xp, **options)
+        return per, {key: values[:1] for key, values in spectra.items()}
+
+    monkeypatch.setattr(study, "simulate", short)
+    with pytest.raises(RuntimeError, match=r"unit_variance: spectra/\w+ has 1 rows for samples "
+                                           r"\[0, 8\) with spectra_stop 4; expected 4"):
+        blocks_of("unit_variance", {"distribution": "gaussian", "width": 5, "seed": 1}, 0, 8, 8, 4)
