@@ -217,11 +217,14 @@ def singular_values(a, xp: ModuleType = np, route: str = "auto", workers: int = 
         raise ValueError(f"expected a stack of square matrices (samples, n, n), got shape {a.shape}")
     count, n = a.shape[0], a.shape[-1]
     chosen = choose_route(n, xp) if route == "auto" else route
-    values = xp.empty(a.shape[:-1], dtype=xp.float64)
     square_error, absolute_error = xp.zeros(count), xp.zeros(count)
-    pending = xp.ones(count, dtype=bool)  # not yet certified
     augmented = xp.zeros(count, dtype=bool)
-    if chosen == "gram" and count:
+    if chosen == "lapack" or count == 0:
+        return Spectrum(lapack_singular_values(a, xp), xp.zeros(count, dtype=bool), chosen,
+                        square_error, absolute_error, augmented)
+    values = xp.empty(a.shape[:-1], dtype=xp.float64)
+    pending = xp.ones(count, dtype=bool)  # not yet certified
+    if chosen == "gram":
         # samples whose s_1 the Gram route cannot certify whatever its eigenvalues (a priori, O(n^2))
         norm_product = abs_norm_product(a, xp)
         hopeless = ~gram_can_certify_s1(a, norm_product, xp)
@@ -248,8 +251,7 @@ def singular_values(a, xp: ModuleType = np, route: str = "auto", workers: int = 
     elif bool(pending.any()):
         where = xp.nonzero(pending)[0]
         values[where] = lapack_singular_values(a[where], xp)
-    fallback = pending if chosen != "lapack" else xp.zeros(count, dtype=bool)
-    return Spectrum(values, fallback, chosen, square_error, absolute_error, augmented)
+    return Spectrum(values, pending, chosen, square_error, absolute_error, augmented)
 
 
 # --- s_1, s_n and s_* only: the Gram route, refined by inverse iteration where it cannot prove s_n -
@@ -443,18 +445,20 @@ def extreme_singular_values(a, xp: ModuleType = np) -> Extremes:
         error[refine] = xp.where(proved, bound, 0.0)
         route[refine] = xp.where(proved, 1, 2).astype(xp.int8)
     s_star = s_min.copy()  # a proved s_n is above the rank tolerance (Extremes)
+
+    def take_whole_spectra(where, values):
+        s1[where], s_min[where] = values[:, 0], values[:, -1]
+        s_star[where] = smallest_nonzero_singular_value(values, xp)
+
     if tries_augmented(n, xp) and bool((route == 2).any()):
         where = xp.nonzero(route == 2)[0]
         values, certified, delta = augmented_singular_values(a[where], xp)
         proved = where[certified]
-        s1[proved], s_min[proved] = values[certified, 0], values[certified, -1]
-        s_star[proved] = smallest_nonzero_singular_value(values[certified], xp)
+        take_whole_spectra(proved, values[certified])
         error[proved], route[proved] = delta[certified], 3
     lapack = xp.nonzero(route == 2)[0]
     if len(lapack):
-        values = lapack_singular_values(a[lapack], xp)
-        s1[lapack], s_min[lapack] = values[:, 0], values[:, -1]
-        s_star[lapack] = smallest_nonzero_singular_value(values, xp)
+        take_whole_spectra(lapack, lapack_singular_values(a[lapack], xp))
     log.debug("extreme_singular_values: %d matrices, %d by inverse iteration, %d by LAPACK",
               count, len(refine), len(lapack))
     return Extremes(s1, s_min, s_star, route, error)

@@ -41,7 +41,7 @@ def simulate(point, start, stop, xp, spectra_stop=None):
     n = point["width"]
     k = xp.asarray(unit_variance_matrices(point["seed"], NAME, n, point["distribution"], start, stop))
     kept = spectra_rows(start, stop, spectra_stop)
-    s = singular_values(k[:kept], xp)
+    s = singular_values(k[:kept], xp) if kept else xp.empty((0, n))  # no empty batch for cuSOLVER
     eig = symmetric_part_eigenvalues(k, xp)
     s1, s_min, s_star = s[:, 0], s[:, -1], smallest_nonzero_singular_value(s, xp)
     if kept < len(k):
