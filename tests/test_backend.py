@@ -86,8 +86,18 @@ def _fake_cupy(count):
     return module
 
 
+@pytest.fixture
+def fake_cupyx(monkeypatch):
+    """cupyx with just seterr, recording what it was asked."""
+    module = types.ModuleType("cupyx")
+    module.settings = {}
+    module.seterr = lambda **kwargs: module.settings.update(kwargs)
+    monkeypatch.setitem(sys.modules, "cupyx", module)
+    return module
+
+
 @pytest.mark.parametrize(("rank", "count", "device"), [(0, 4, 0), (5, 4, 1), (3, 2, 1), (7, 1, 0)])
-def test_each_rank_takes_gpu_rank_mod_count(monkeypatch, rank, count, device):
+def test_each_rank_takes_gpu_rank_mod_count(monkeypatch, fake_cupyx, rank, count, device):
     fake = _fake_cupy(count)
     monkeypatch.setitem(sys.modules, "cupy", fake)
     chosen = select_backend("auto", rank=rank)
@@ -96,7 +106,24 @@ def test_each_rank_takes_gpu_rank_mod_count(monkeypatch, rank, count, device):
     assert chosen.device.startswith(f"gpu {device} of {count}: Fake GPU, 80 GiB")
 
 
-def test_cupy_without_a_device_falls_back(monkeypatch, caplog):
+def test_cupy_makes_cusolver_failures_raise_as_lapack_does(monkeypatch, fake_cupyx):
+    """CuPy's default ignores devInfo (a non-converged eigensolver returns what it left): the
+    backend asks for LinAlgError, which the engine and the studies' framework handle as NumPy's."""
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(1))
+    assert select_backend("cupy").name == "cupy"
+    assert fake_cupyx.settings == {"linalg": "raise"}
+
+
+@pytest.mark.skipif(CUPY is None, reason="needs CuPy and a usable GPU")
+def test_on_the_gpu_a_singular_matrix_raises_as_on_numpy():
+    import cupyx
+
+    assert cupyx.geterr()["linalg"] == "raise"
+    with pytest.raises(np.linalg.LinAlgError):
+        CUPY.linalg.inv(CUPY.zeros((2, 3, 3)))
+
+
+def test_cupy_without_a_device_falls_back(monkeypatch, fake_cupyx, caplog):
     monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(0))
     with caplog.at_level(logging.INFO, logger="svperturb.backend"):
         assert select_backend("auto").name == "numpy"

@@ -441,3 +441,36 @@ def test_the_resnet_study_with_the_augmented_fallback_is_violation_free(monkeypa
     lapack = reference_singular_values(
         unit_variance_matrices(3, "resnet_layer", 40, "gaussian", 0, 64) * weight_std(40, 2.0))
     np.testing.assert_allclose(per["s_min"][:, 0], lapack[:, -1], rtol=engine.TOLERANCE_S_MIN)
+
+
+# --- a failing eigensolver: the fast routes prove nothing and hand their samples on --------------
+
+
+def _failing_eigensolver(matrices):
+    raise np.linalg.LinAlgError("Eigenvalues did not converge")
+
+
+@pytest.mark.parametrize("route", ["gram", "augmented"])
+def test_a_failing_eigensolver_sends_every_sample_on_to_lapack(monkeypatch, caplog, route):
+    """LAPACK's non-convergence, or cuSOLVER's devInfo (which the cupy backend makes raise): the
+    route has no eigenvalues, so no certificate, and LAPACK computes every sample instead of the
+    framework flagging them as numerical faults."""
+    a = layer_matrices("resnet", 33, 16)
+    expected = np.linalg.svd(a, compute_uv=False)
+    monkeypatch.setattr(np.linalg, "eigvalsh", _failing_eigensolver)
+    spectrum = engine.singular_values(a, np, route)
+    np.testing.assert_array_equal(spectrum.values, expected)
+    assert spectrum.fallback.all() and not spectrum.augmented.any()
+    assert not spectrum.square_error.any() and not spectrum.absolute_error.any()
+    assert "symmetric eigensolver failed on a stack of 16 matrices" in caplog.text
+
+
+def test_a_failing_eigensolver_leaves_the_extremes_to_lapack(monkeypatch):
+    a = layer_matrices("unit_variance", 33, 12)
+    expected = np.linalg.svd(a, compute_uv=False)
+    monkeypatch.setattr(np.linalg, "eigvalsh", _failing_eigensolver)
+    found = engine.extremes(a, route="gram")
+    assert np.all(found.route == 2) and not found.s_min_error.any()
+    np.testing.assert_array_equal(found.s1, expected[:, 0])
+    np.testing.assert_array_equal(found.s_min, expected[:, -1])
+    np.testing.assert_array_equal(found.s_star, expected[:, -1])

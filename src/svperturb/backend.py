@@ -3,7 +3,9 @@
 Every numerical routine takes the array module `xp` it should use, so NumPy and CuPy share one
 code path. `auto` takes CuPy when it imports, sees a GPU and passes a tiny SVD; otherwise NumPy,
 with one log line saying why. One GPU per process: an MPI rank (or SLURM task) r of a node with
-g visible GPUs uses GPU r % g.
+g visible GPUs uses GPU r % g. On CuPy, failures that cuSOLVER and cuBLAS report in devInfo
+(non-convergence, a singular matrix) raise numpy.linalg.LinAlgError, as LAPACK's do on NumPy,
+instead of CuPy's default of returning whatever the solver left.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ def _cupy_backend(rank: int) -> Backend:
     """CuPy on GPU rank % (number of GPUs); raises BackendError saying why it cannot."""
     try:
         import cupy
+        import cupyx
     except Exception as error:  # ImportError, or a CUDA library that fails to load
         raise BackendError(f"CuPy is not importable ({type(error).__name__}: {error}); install "
                            "the extra svperturb[gpu]") from error
@@ -80,6 +83,11 @@ def _cupy_backend(rank: int) -> Backend:
     index = rank % count
     try:
         cupy.cuda.Device(index).use()
+        # CuPy ignores devInfo by default; "raise" makes a cuSOLVER failure a LinAlgError, which the
+        # engine's fast routes hand on to LAPACK and the studies' framework retries sample by
+        # sample, as on NumPy. The setting is per thread: every CuPy call of svperturb runs in the
+        # thread that selects the backend.
+        cupyx.seterr(linalg="raise")
         probe = cupy.linalg.svd(cupy.eye(3) + 0.5, compute_uv=False)
         cupy.cuda.runtime.deviceSynchronize()
         if not bool(cupy.all(cupy.isfinite(probe))):

@@ -30,7 +30,7 @@ Routes:
   above): absolute on every s_i, so relative eps kappa, not kappa^2. Certified as the Gram route,
   with delta on s_i instead of s_i^2; else "lapack".
 Samples the Gram route cannot certify go to "augmented" before "lapack" where that is faster
-(AUGMENTED_WIDTHS).
+(AUGMENTED_WIDTHS). A fast route whose eigensolver reports a failure certifies none of its samples.
 """
 
 from __future__ import annotations
@@ -146,6 +146,20 @@ def _certify(values, first, delta, structural, xp: ModuleType):
     return xp.where(xp.arange(n)[None, :] > last[:, None], 0.0, values), certified
 
 
+def symmetric_eigenvalues(matrices, xp: ModuleType = np):
+    """Eigenvalues (samples, n) of each symmetric matrix of the stack, decreasing, or NaN for the
+    whole stack when the eigensolver reports a failure (LAPACK's non-convergence; on CuPy
+    cuSOLVER's devInfo, which backend.select_backend makes raise instead of returning whatever the
+    solver left): a route without eigenvalues proves nothing, so every sample of the stack goes on
+    to the next route instead of being lost as a numerical fault (NaN fails every certificate)."""
+    try:
+        return xp.linalg.eigvalsh(matrices)[:, ::-1]
+    except np.linalg.LinAlgError as error:
+        log.warning("symmetric eigensolver failed on a stack of %d matrices (%s); its samples go "
+                    "on to the next route", len(matrices), error)
+        return xp.full(matrices.shape[:-1], xp.nan)
+
+
 def gram_singular_values(a, norm_product, xp: ModuleType = np):
     """(values, certified, delta): singular values from the Gram matrix with structural zeros
     exact, whether each sample meets the contract, and its error bound delta on the squares
@@ -164,7 +178,7 @@ def gram_singular_values(a, norm_product, xp: ModuleType = np):
     else:
         gram = transpose @ a
     structural = xp.maximum(zero_rows, zero_columns)
-    eigenvalues = xp.linalg.eigvalsh(gram)[:, ::-1]  # decreasing
+    eigenvalues = symmetric_eigenvalues(gram, xp)
     lam_1 = eigenvalues[:, 0]
     delta = gram_error_bound(norm_product, lam_1, n, xp)
     eigenvalues, certified = _certify(eigenvalues, lam_1, delta, structural, xp)
@@ -179,7 +193,7 @@ def augmented_singular_values(a, xp: ModuleType = np):
     h = xp.zeros((count, 2 * n, 2 * n))
     h[:, :n, n:] = a
     h[:, n:, :n] = xp.swapaxes(a, -1, -2)
-    values = xp.linalg.eigvalsh(h)[:, : n - 1 : -1]  # the n largest, decreasing
+    values = symmetric_eigenvalues(h, xp)[:, :n]  # the n largest
     s1 = xp.abs(values[:, 0])
     delta = 2 * n * EPS * s1
     values, certified = _certify(xp.maximum(values, 0), s1, delta, xp.maximum(*_zero_lines(a, xp)), xp)
@@ -425,7 +439,7 @@ def extreme_singular_values(a, xp: ModuleType = np) -> Extremes:
                          f"{a.shape}")
     count, n = a.shape[0], a.shape[-1]
     norm_product = abs_norm_product(a, xp)
-    eigenvalues = xp.linalg.eigvalsh(xp.swapaxes(a, -1, -2) @ a)[:, ::-1]
+    eigenvalues = symmetric_eigenvalues(xp.swapaxes(a, -1, -2) @ a, xp)
     delta = gram_error_bound(norm_product, eigenvalues[:, 0], n, xp)
     lam_1, lam_n, lam_next = eigenvalues[:, 0], eigenvalues[:, -1], eigenvalues[:, -2]
     with np.errstate(divide="ignore", invalid="ignore"):
