@@ -40,6 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
+from typing import NamedTuple
 
 import numpy as np
 
@@ -105,10 +106,34 @@ def lapack_singular_values(a, xp: ModuleType = np):
     return xp.linalg.svd(a, compute_uv=False)
 
 
-def abs_norm_product(a, xp: ModuleType = np):
-    """||A||_1 ||A||_inf per matrix: a bound on ||(|A|^T |A|)||_2 and on lambda_1(A^T A)."""
+class LineSums(NamedTuple):
+    """Sums of |a_ij| along each row and along each column, (samples, n) each: one pass over |A|
+    gives both ||A||_1 ||A||_inf and the zero lines."""
+
+    rows: object
+    columns: object
+
+    def norm_product(self):
+        """||A||_1 ||A||_inf per matrix: a bound on ||(|A|^T |A|)||_2 and on lambda_1(A^T A)."""
+        return self.columns.max(axis=-1) * self.rows.max(axis=-1)
+
+    def zero_lines(self):
+        """(zero rows, zero columns) per matrix: a sum of absolute values is 0 only for a line of
+        zeros."""
+        return (self.rows == 0).sum(axis=-1), (self.columns == 0).sum(axis=-1)
+
+    def take(self, index) -> LineSums:
+        return LineSums(self.rows[index], self.columns[index])
+
+
+def line_sums(a, xp: ModuleType = np) -> LineSums:
     absolute = xp.abs(a)
-    return absolute.sum(axis=-2).max(axis=-1) * absolute.sum(axis=-1).max(axis=-1)
+    return LineSums(absolute.sum(axis=-1), absolute.sum(axis=-2))
+
+
+def abs_norm_product(a, xp: ModuleType = np):
+    """||A||_1 ||A||_inf per matrix (LineSums.norm_product)."""
+    return line_sums(a, xp).norm_product()
 
 
 def gram_error_bound(norm_product, lambda_max, n: int, xp: ModuleType = np):
@@ -121,14 +146,9 @@ def gram_error_bound(norm_product, lambda_max, n: int, xp: ModuleType = np):
 def gram_can_certify_s1(a, norm_product, xp: ModuleType = np):
     """Whether the s_1 certificate can pass at all, before any eigensolver: delta with
     lambda_1 <= ||A||_1 ||A||_inf, against lambda_1 >= (largest column norm)^2."""
-    lam_1_low = (a * a).sum(axis=-2).max(axis=-1)
+    lam_1_low = xp.einsum("sij,sij->sj", a, a).max(axis=-1)  # squared column norms, no temporary
     delta_high = gram_error_bound(norm_product, norm_product, a.shape[-1], xp)
     return delta_high <= TOLERANCE_S1 * (lam_1_low - delta_high)
-
-
-def _zero_lines(a, xp: ModuleType):
-    """(zero rows, zero columns) per matrix."""
-    return xp.all(a == 0, axis=-1).sum(axis=-1), xp.all(a == 0, axis=-2).sum(axis=-1)
 
 
 def _certify(values, first, delta, structural, xp: ModuleType):
@@ -160,13 +180,13 @@ def symmetric_eigenvalues(matrices, xp: ModuleType = np):
         return xp.full(matrices.shape[:-1], xp.nan)
 
 
-def gram_singular_values(a, norm_product, xp: ModuleType = np):
+def gram_singular_values(a, sums: LineSums, xp: ModuleType = np):
     """(values, certified, delta): singular values from the Gram matrix with structural zeros
     exact, whether each sample meets the contract, and its error bound delta on the squares
-    (module docstring; `norm_product` = abs_norm_product(a)). Values of uncertified samples are
-    the Gram estimates; `singular_values` replaces them."""
+    (module docstring; `sums` = line_sums(a)). Values of uncertified samples are the Gram
+    estimates; `singular_values` replaces them."""
     n = a.shape[-1]
-    zero_rows, zero_columns = _zero_lines(a, xp)
+    zero_rows, zero_columns = sums.zero_lines()
     transpose = xp.swapaxes(a, -1, -2)
     # the side with more zero lines makes every one of them a structural zero eigenvalue
     use_rows = zero_rows > zero_columns
@@ -180,7 +200,7 @@ def gram_singular_values(a, norm_product, xp: ModuleType = np):
     structural = xp.maximum(zero_rows, zero_columns)
     eigenvalues = symmetric_eigenvalues(gram, xp)
     lam_1 = eigenvalues[:, 0]
-    delta = gram_error_bound(norm_product, lam_1, n, xp)
+    delta = gram_error_bound(sums.norm_product(), lam_1, n, xp)
     eigenvalues, certified = _certify(eigenvalues, lam_1, delta, structural, xp)
     return xp.sqrt(xp.maximum(eigenvalues, 0)), certified, delta
 
@@ -196,7 +216,8 @@ def augmented_singular_values(a, xp: ModuleType = np):
     values = symmetric_eigenvalues(h, xp)[:, :n]  # the n largest
     s1 = xp.abs(values[:, 0])
     delta = 2 * n * EPS * s1
-    values, certified = _certify(xp.maximum(values, 0), s1, delta, xp.maximum(*_zero_lines(a, xp)), xp)
+    structural = xp.maximum(*line_sums(a, xp).zero_lines())
+    values, certified = _certify(xp.maximum(values, 0), s1, delta, structural, xp)
     return values, certified, delta
 
 
@@ -240,15 +261,15 @@ def singular_values(a, xp: ModuleType = np, route: str = "auto", workers: int = 
     pending = xp.ones(count, dtype=bool)  # not yet certified
     if chosen == "gram":
         # samples whose s_1 the Gram route cannot certify whatever its eigenvalues (a priori, O(n^2))
-        norm_product = abs_norm_product(a, xp)
-        hopeless = ~gram_can_certify_s1(a, norm_product, xp)
+        sums = line_sums(a, xp)
+        hopeless = ~gram_can_certify_s1(a, sums.norm_product(), xp)
         if not bool(hopeless.any()):  # the usual case: no copy of the stack
-            values[...], certified, delta = gram_singular_values(a, norm_product, xp)
+            values[...], certified, delta = gram_singular_values(a, sums, xp)
             pending = ~certified
             square_error = xp.where(certified, delta, 0.0)
         elif not bool(hopeless.all()):
             hopeful = xp.nonzero(~hopeless)[0]
-            gram_values, certified, delta = gram_singular_values(a[hopeful], norm_product[hopeful], xp)
+            gram_values, certified, delta = gram_singular_values(a[hopeful], sums.take(hopeful), xp)
             values[hopeful] = gram_values
             pending[hopeful] = ~certified
             square_error[hopeful] = xp.where(certified, delta, 0.0)
