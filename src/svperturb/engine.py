@@ -167,17 +167,23 @@ def _certify(values, first, delta, structural, xp: ModuleType):
 
 
 def symmetric_eigenvalues(matrices, xp: ModuleType = np):
-    """Eigenvalues (samples, n) of each symmetric matrix of the stack, decreasing, or NaN for the
-    whole stack when the eigensolver reports a failure (LAPACK's non-convergence; on CuPy
+    """Eigenvalues (samples, n) of each symmetric matrix of the stack, decreasing; NaN for a
+    matrix on which the eigensolver reports a failure (LAPACK's non-convergence; on CuPy
     cuSOLVER's devInfo, which backend.select_backend makes raise instead of returning whatever the
-    solver left): a route without eigenvalues proves nothing, so every sample of the stack goes on
-    to the next route instead of being lost as a numerical fault (NaN fails every certificate)."""
+    solver left). A failing stack is halved until the failure is isolated, so that only the
+    failing matrices lose their eigenvalues and each sample's result does not depend on its
+    neighbours; NaN fails every certificate, so those samples go on to the next route instead of
+    being lost as numerical faults."""
     try:
         return xp.linalg.eigvalsh(matrices)[:, ::-1]
     except np.linalg.LinAlgError as error:
-        log.warning("symmetric eigensolver failed on a stack of %d matrices (%s); its samples go "
-                    "on to the next route", len(matrices), error)
-        return xp.full(matrices.shape[:-1], xp.nan)
+        if len(matrices) == 1:
+            log.warning("symmetric eigensolver failed on a %d x %d matrix (%s); its sample goes on "
+                        "to the next route", *matrices.shape[-2:], error)
+            return xp.full(matrices.shape[:-1], xp.nan)
+        half = len(matrices) // 2
+        return xp.concatenate([symmetric_eigenvalues(matrices[:half], xp),
+                               symmetric_eigenvalues(matrices[half:], xp)])
 
 
 def gram_singular_values(a, sums: LineSums, xp: ModuleType = np):
