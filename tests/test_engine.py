@@ -281,13 +281,23 @@ def test_a_cluster_at_the_bottom_cannot_be_proved_and_falls_back_to_lapack():
     assert abs(extremes.s_min[0] / reference[-1] - 1) <= engine.TOLERANCE_S_MIN
 
 
-def test_an_exactly_singular_matrix_is_left_to_lapack():
+def test_exactly_singular_matrices_are_left_to_lapack_and_the_others_are_unaffected(caplog):
+    """Where the batched inverse fails (LinAlgError for the whole call) the batch is halved until
+    the singular matrix is alone; the others are proved as they are without the singular ones."""
     a = layer_matrices("unit_variance", 40, 6)
-    a[2][:, 0] = a[2][:, 1]  # two equal columns
+    a[2][:, 0] = a[2][:, 1]  # two equal columns: LU finds a tiny pivot, the inverse is huge
+    a[4][:, 3] = 0  # a zero column: LU finds a zero pivot, the batched inverse raises
     extremes = engine.extreme_singular_values(a)
     lapack = np.linalg.svd(a, compute_uv=False)
-    assert extremes.route[2] == 2 and extremes.s_min[2] == lapack[2, -1]
-    assert extremes.s_min[2] <= 1e-12 * extremes.s1[2]
+    for singular in (2, 4):
+        assert extremes.route[singular] == 2 and extremes.s_min[singular] == lapack[singular, -1]
+        assert extremes.s_min[singular] <= 1e-12 * extremes.s1[singular]
+    assert caplog.text.count("batched inverse failed on a 40 x 40 matrix") == 1
+    others = engine.extreme_singular_values(np.delete(a, [2, 4], axis=0))
+    assert np.all(others.route < 2)
+    for name in ("s1", "s_min", "route", "s_min_error"):
+        np.testing.assert_array_equal(np.delete(getattr(extremes, name), [2, 4]),
+                                      getattr(others, name))
 
 
 def test_extremes_do_not_depend_on_how_the_stack_is_split():

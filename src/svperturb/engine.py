@@ -166,24 +166,31 @@ def _certify(values, first, delta, structural, xp: ModuleType):
     return xp.where(xp.arange(n)[None, :] > last[:, None], 0.0, values), certified
 
 
+def isolating_failures(compute, stack, what: str, xp: ModuleType = np, vectors: bool = True):
+    """compute(stack) for a library call that works matrix by matrix and returns a vector
+    (eigenvalues) or, with vectors=False, a matrix (inverse) per matrix, with NaN for each matrix on which it reports a failure (LAPACK's non-convergence or
+    singularity; on CuPy cuSOLVER's devInfo, which backend.select_backend makes raise instead of
+    returning whatever the solver left). A batched call reports one failure for the whole stack,
+    so a failing stack is halved until the failures are isolated: only the failing matrices lose
+    their results, and each sample's result does not depend on its neighbours. NaN fails every
+    certificate, so those samples go on to the next route instead of being lost as faults."""
+    try:
+        return compute(stack)
+    except np.linalg.LinAlgError as error:
+        if len(stack) == 1:
+            log.warning("%s failed on a %d x %d matrix (%s); its sample goes on to the next route",
+                        what, *stack.shape[-2:], error)
+            return xp.full(stack.shape[:-1] if vectors else stack.shape, xp.nan)
+        half = len(stack) // 2
+        return xp.concatenate([isolating_failures(compute, part, what, xp, vectors)
+                               for part in (stack[:half], stack[half:])])
+
+
 def symmetric_eigenvalues(matrices, xp: ModuleType = np):
     """Eigenvalues (samples, n) of each symmetric matrix of the stack, decreasing; NaN for a
-    matrix on which the eigensolver reports a failure (LAPACK's non-convergence; on CuPy
-    cuSOLVER's devInfo, which backend.select_backend makes raise instead of returning whatever the
-    solver left). A failing stack is halved until the failure is isolated, so that only the
-    failing matrices lose their eigenvalues and each sample's result does not depend on its
-    neighbours; NaN fails every certificate, so those samples go on to the next route instead of
-    being lost as numerical faults."""
-    try:
-        return xp.linalg.eigvalsh(matrices)[:, ::-1]
-    except np.linalg.LinAlgError as error:
-        if len(matrices) == 1:
-            log.warning("symmetric eigensolver failed on a %d x %d matrix (%s); its sample goes on "
-                        "to the next route", *matrices.shape[-2:], error)
-            return xp.full(matrices.shape[:-1], xp.nan)
-        half = len(matrices) // 2
-        return xp.concatenate([symmetric_eigenvalues(matrices[:half], xp),
-                               symmetric_eigenvalues(matrices[half:], xp)])
+    matrix on which the eigensolver fails (isolating_failures)."""
+    return isolating_failures(lambda m: xp.linalg.eigvalsh(m)[:, ::-1], matrices,
+                              "symmetric eigensolver", xp)
 
 
 def gram_singular_values(a, sums: LineSums, xp: ModuleType = np):
@@ -513,10 +520,7 @@ def _inverse_iteration(a, next_low, norm_product, xp: ModuleType):
     theta = xp.zeros(count)
     bound = xp.zeros(count)
     proved = xp.zeros(count, dtype=bool)
-    try:
-        x = xp.linalg.inv(a)
-    except np.linalg.LinAlgError:  # an exactly singular matrix in the batch: LAPACK for all
-        return theta, bound, proved
+    x = isolating_failures(xp.linalg.inv, a, "batched inverse", xp, vectors=False)  # NaN: unproved
     parts, bits, row_tail, row_norm = split_rows(a, xp)
     active = xp.arange(count)  # samples still unproved; the arrays below hold only theirs
     v = xp.ones((count, n)) / np.sqrt(n)
