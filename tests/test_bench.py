@@ -48,6 +48,16 @@ def test_bench_measures_the_extremes_route_on_unit_variance_matrices(tmp_path, c
     assert [r["auto_takes"] for r in saved] == ["lapack"] * 4  # on NumPy (engine.py)
     printed = capsys.readouterr().out
     assert "proved by Gram" in printed and "takes: n = 5 lapack, n = 33 lapack" in printed
+    # where the route's time goes: each of its library calls alone, against the whole route
+    stages = json.loads(output.read_text())["stages"]
+    assert [r["n"] for r in stages] == [5] * 9 + [33] * 9
+    assert {r["stage"] for r in stages} >= {"eigvalsh of A^T A", "batched inverse",
+                                            "Gram product A^T A", "library SVD (naive)"}
+    for n in (5, 33):
+        route, *calls = [r for r in stages if r["n"] == n]
+        assert route["stage"].startswith("engine.extremes") and route["share_of_route"] == 1.0
+        assert all(r["matrices_per_s"] > 0 and r["share_of_route"] > 0 for r in calls)
+    assert "| eigvalsh of A^T A | 33 |" in printed
 
 
 def test_a_method_too_slow_for_the_batch_is_timed_on_a_prefix_of_it():

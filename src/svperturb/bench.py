@@ -192,6 +192,60 @@ def bench_extremes(widths, xp: ModuleType, repeats: int, scale: float,
     return rows
 
 
+def _prefix_of_split(split, count: int):
+    parts, bits, row_tail, row_norm = split
+    return [p[:count] for p in parts], bits, row_tail[:count], row_norm[:count]
+
+
+def _extremes_stages(a, xp: ModuleType) -> dict[str, Callable]:
+    """The calls engine.extremes (route gram) makes, each as a function of a prefix of `a`."""
+    n = a.shape[-1]
+    gram = xp.swapaxes(a, -1, -2) @ a
+    inverse = xp.linalg.inv(a)
+    v = xp.ones(a.shape[:-1]) / np.sqrt(n)
+    split = engine.split_rows(a, xp)
+
+    def step(part):  # one inverse-iteration step, u = X^T v, v = X u (engine._inverse_iteration)
+        x = inverse[: len(part)]
+        u = (xp.swapaxes(x, -1, -2) @ v[: len(part), :, None])[..., 0]
+        return (x @ u[..., None])[..., 0]
+
+    return {
+        "engine.extremes (route gram), whole": lambda part: engine.extremes(part, xp, "gram"),
+        "sums of |A| (norms, zero lines)": lambda part: engine.line_sums(part, xp),
+        "Gram product A^T A": lambda part: xp.swapaxes(part, -1, -2) @ part,
+        "eigvalsh of A^T A": lambda part: xp.linalg.eigvalsh(gram[: len(part)]),
+        "batched inverse": lambda part: xp.linalg.inv(part),
+        "one inverse-iteration step": step,
+        "row slices of A (once)": lambda part: engine.split_rows(part, xp),
+        "split product (each certificate)": lambda part: engine.exact_matvec(
+            _prefix_of_split(split, len(part)), v[: len(part)], xp),
+        "library SVD (naive)": lambda part: xp.linalg.svd(part, compute_uv=False),
+    }
+
+
+def bench_stages(widths, xp: ModuleType, repeats: int, scale: float,
+                 seconds: float = 2.0) -> list[dict]:
+    """Where the time of engine.extremes (route gram) goes: each library call it makes, timed alone
+    on the batch of unit-variance K_n of bench_extremes, as matrices/s and as the share of the
+    route's time that one call on every matrix takes (the route's rate over the stage's). The
+    iteration step and the split product recur (up to 96 and 6 times) for the samples still
+    unproved."""
+    rows = []
+    for n in (n for n in widths if n >= 2):
+        a = xp.asarray(unit_variance_matrices(2, "bench", n, "gaussian", 0, batch_size(n, scale, xp)))
+        route_rate = None
+        for name, run in _extremes_stages(a, xp).items():
+            timed_count, best, _ = timed_prefix(run, a, xp, repeats, seconds)
+            rate = timed_count / best
+            route_rate = rate if route_rate is None else route_rate
+            rows.append({"stage": name, "n": n, "matrices_per_s": rate,
+                         "share_of_route": route_rate / rate})
+        log.info("extremes stages n = %d: %s", n, ", ".join(
+            f"{r['stage']} {r['share_of_route']:.2f}" for r in rows if r["n"] == n))
+    return rows
+
+
 def bench_draws(widths, xp: ModuleType, threads: int, repeats: int, scale: float) -> list[dict]:
     """Gaussian K_n drawn on the host (every job's input; a GPU waits for them) on 1 and `threads`
     threads, and, on a GPU, copied to the device."""
@@ -250,7 +304,8 @@ def bench_end_to_end(n: int, xp: ModuleType, workers: int, repeats: int, scale: 
 
 
 def format_table(rows: list[dict], end_to_end: list[dict], device: str,
-                 extremes: list[dict] = (), draws: list[dict] = ()) -> str:
+                 extremes: list[dict] = (), draws: list[dict] = (),
+                 stages: list[dict] = ()) -> str:
     lines = [f"svperturb bench on {device}",
              "| method | n | dtype | matrices/s | x naive | max rel err s_1 | max rel err s_* | fallback |",
              "|---|---|---|---|---|---|---|---|"]
@@ -271,6 +326,12 @@ def format_table(rows: list[dict], end_to_end: list[dict], device: str,
                          f"{r['by_inverse_iteration']:.3f} |")
         lines.append("engine.extremes(route='auto') (the unit_variance study) takes: " + ", ".join(
             f"n = {r['n']} {r['auto_takes']}" for r in extremes if r["method"] == "engine extremes"))
+    if stages:
+        lines += ["", ("Stages of engine.extremes (route gram) on the same K_n, each alone on every "
+                       "matrix; share = its time over the whole route's:"),
+                  "| stage | n | matrices/s | share of route |", "|---|---|---|---|"]
+        lines += [f"| {r['stage']} | {r['n']} | {r['matrices_per_s']:,.0f} | "
+                  f"{r['share_of_route']:.2f} |" for r in stages]
     if draws:
         lines += ["", "Gaussian K_n drawn on the host (each job's input), and copied to the GPU:",
                   "| step | n | threads | matrices/s |", "|---|---|---|---|"]

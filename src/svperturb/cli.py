@@ -251,15 +251,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                          args.repeats, args.scale, args.seconds)
                   if args.end_to_end_width else [])
     extremes = bench.bench_extremes(args.widths, backend.xp, args.repeats, args.scale, args.seconds)
+    stages = bench.bench_stages(args.widths, backend.xp, args.repeats, args.scale, args.seconds)
     draws = bench.bench_draws(args.widths, backend.xp, args.threads, args.repeats, args.scale)
-    table = bench.format_table(rows, end_to_end, backend.device, extremes, draws)
+    table = bench.format_table(rows, end_to_end, backend.device, extremes, draws, stages)
     print(table)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         _write_json(Path(args.output), {"device": backend.device, "backend": backend.name,
                                         "threads": args.threads, "versions": io.software_versions(),
                                         "routes": rows, "end_to_end": end_to_end,
-                                        "extremes": extremes, "draws": draws})
+                                        "extremes": extremes, "stages": stages,
+                                        "draws": draws})
         log.info("wrote %s", args.output)
     return 0
 
