@@ -66,8 +66,7 @@ def test_a_method_too_slow_for_the_batch_is_timed_on_a_prefix_of_it():
 
     import numpy as np
 
-    from svperturb.bench import timed_prefix
-    from svperturb.ensembles import SEED_CHUNK
+    from svperturb.bench import PROBE, timed_prefix
 
     stack = np.zeros((1000, 2, 2))
 
@@ -76,6 +75,6 @@ def test_a_method_too_slow_for_the_batch_is_timed_on_a_prefix_of_it():
         return len(part)
 
     count, best, result = timed_prefix(slow, stack, np, repeats=1, seconds=0.2)
-    assert SEED_CHUNK <= count <= 200 and result == count and best >= 1e-3 * count
+    assert PROBE <= count <= 200 and result == count and best >= 1e-3 * count
     count, _, result = timed_prefix(lambda part: len(part), stack, np, repeats=1, seconds=0.2)
     assert count == result == 1000

@@ -8,7 +8,7 @@ float64 LAPACK gesvd (SciPy, one matrix at a time) on a random subsample of each
 Rates are the best of `repeats` timed runs after one warm-up; compare ratios within one run.
 Batches are sized by work (~n^3 per matrix; a GPU gets 1000 times more); a method too slow to
 finish its batch in about `seconds` (the GPU's naive SVD above n = 32 loops over the matrices) is
-timed on the first matrices of the batch that it can, at least one seed chunk.
+timed on the first matrices of the batch that it can, at least PROBE.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ WORK_PER_BATCH = 3e8  # ~n^3 flops per matrix: batches of similar cost at every 
 GPU_WORK = 1000       # a GPU's batches hold this many times more work (at most GPU_CAP matrices)
 CPU_CAP, GPU_CAP = 20000, 100000
 CHECKED = 40          # matrices per cell compared with the reference
+PROBE = 8             # matrices timed first, to size the prefix of a slow method (CuPy's looping
+                      # SVD at n = 1000, 12/s in SPEC section 4, would take 5 s a run for 64)
 
 
 def _on_gpu(xp: ModuleType) -> bool:
@@ -49,7 +51,7 @@ def timed_prefix(run: Callable[[object], object], stack, xp: ModuleType, repeats
     """(m, best seconds, result) of `run` on the first m matrices of `stack`: all of them, unless
     a probe on one seed chunk says they would take longer than `seconds`."""
     count = len(stack)
-    probe = min(count, ensembles.SEED_CHUNK)
+    probe = min(count, PROBE)
     if probe < count:
         per_matrix, _ = timed(lambda: run(stack[:probe]), xp, 1)
         per_matrix /= probe
