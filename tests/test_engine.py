@@ -508,3 +508,67 @@ def test_a_failing_eigensolver_leaves_the_extremes_to_lapack(monkeypatch):
     np.testing.assert_array_equal(found.s1, expected[:, 0])
     np.testing.assert_array_equal(found.s_min, expected[:, -1])
     np.testing.assert_array_equal(found.s_star, expected[:, -1])
+
+
+# --- the ConvNet study on the routes CuPy takes -------------------------------------------------
+
+
+def test_convnet_layers_stay_on_lapack_on_the_cpu():
+    """well_conditioned=False: on the CPU the Gram attempt would cost more than it saves."""
+    cupy_like = type(np)("cupy")
+    assert [engine.choose_route(n, np, well_conditioned=False) for n in (5, 33, 100)] == ["lapack"] * 3
+    assert [engine.choose_route(n, cupy_like, well_conditioned=False) for n in (32, 33, 100)] == [
+        "lapack", "gram", "gram"]
+    assert engine.choose_route(100) == "gram"  # the default: mostly well-conditioned
+
+
+@pytest.mark.parametrize("eta", [-1.0, 0.0, 0.1])
+def test_the_convnet_study_on_the_cupy_routes_agrees_with_lapack(monkeypatch, eta):
+    """As on CuPy from n = 33 (forced here): ConvNet layers (rho = 0) through the Gram and the
+    augmented routes, ResNet layers (rho = 1) through the Gram route. s_1, s_*, kappa and the rank
+    agree with the LAPACK run within the contract, and Proposition 23's identity (|eta| = 1) holds
+    within 16 n eps s_1 beyond the routes' proven errors, as claim 9 checks it."""
+    from svperturb.bounds import rounding_tolerance
+    from svperturb.studies import get_study
+
+    study = get_study("convnet_vs_resnet")
+    n = 40
+    point = {"distribution": "gaussian", "width": n, "weight_scale": 2.0, "activation_slope": eta,
+             "activity": 0.5, "skip": [0.0, 1.0], "seed": 5}
+    lapack, lapack_spectra = study.simulate(point, 0, 120, np)
+    monkeypatch.setitem(engine.GRAM_FROM_WIDTH_MIXED, "numpy", 33)
+    monkeypatch.setitem(engine.AUGMENTED_WIDTHS, "numpy", (33, 200))
+    lapack_calls = []
+    real = engine.lapack_singular_values
+    monkeypatch.setattr(engine, "lapack_singular_values",
+                        lambda a, xp: lapack_calls.append(len(a)) or real(a, xp))
+    fast, fast_spectra = study.simulate(point, 0, 120, np)
+    spectra_computed = 120 * 2 * (3 if abs(eta) == 1 else 1)
+    assert sum(lapack_calls) < spectra_computed / 2  # the fast routes certified most ...
+    resnet = engine.singular_values(_convnet_matrices(study, point, 1), well_conditioned=False)
+    assert not resnet.fallback.any()  # ... and every ResNet layer
+    np.testing.assert_allclose(fast["s1"], lapack["s1"], rtol=engine.TOLERANCE_S1, atol=0)
+    np.testing.assert_allclose(fast["s_star"], lapack["s_star"], rtol=engine.TOLERANCE_S_MIN, atol=0)
+    np.testing.assert_allclose(fast["kappa"], lapack["kappa"],
+                               rtol=engine.TOLERANCE_S1 + 1.01 * engine.TOLERANCE_S_MIN, atol=0)
+    np.testing.assert_array_equal(fast["rank"], lapack["rank"])
+    for j in range(2):
+        assert_meets_contract(fast_spectra["singular_values"][:, j],
+                              _convnet_matrices(study, point, j))
+    if abs(eta) == 1:
+        assert np.all(fast["abs_identity_error"] <= rounding_tolerance(1.0, n))
+        assert np.all(lapack["abs_identity_error"] <= rounding_tolerance(1.0, n))
+
+
+def _convnet_matrices(study, point, j):
+    """A(rho_j) = (D1 W1 + rho I) D of the convnet_vs_resnet samples [0, 120), rebuilt as the
+    study builds them."""
+    from svperturb.ensembles import active_count, pattern_ranks
+
+    n, eta, seed = point["width"], point["activation_slope"], point["seed"]
+    m = active_count(n, point["activity"])
+    k = unit_variance_matrices(seed, study.NAME, n, point["distribution"], 0, 120)
+    left = activation_pattern(pattern_ranks(seed, study.NAME, n, "left", 0, 120), m, eta)
+    right = activation_pattern(pattern_ranks(seed, study.NAME, n, "right", 0, 120), m, eta)
+    mo = left[:, :, None] * (k * weight_std(n, point["weight_scale"]))
+    return (mo + sorted(point["skip"])[j] * np.eye(n)) * right[:, None, :]

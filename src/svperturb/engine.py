@@ -57,6 +57,12 @@ EPS = float(np.finfo(np.float64).eps)
 # CPU the eigensolver of the symmetric Gram matrix beats gesdd from small n on; on CuPy the
 # batched Jacobi SVD is exact and fast up to n = 32 and the libraries loop above it.
 GRAM_FROM_WIDTH = {"numpy": 16, "cupy": 33}
+# The same for stacks in which many matrices may be too ill-conditioned for the Gram route
+# (ConvNet and ReLU layers: singular_values(..., well_conditioned=False)); None: never. On the CPU
+# an uncertified sample costs the Gram attempt and LAPACK, about 1.8 gesdd, so the attempt pays
+# only where fewer than about a fifth fail; on CuPy it costs a few percent of the looping SVD that
+# it and the augmented route save (SPEC section 4).
+GRAM_FROM_WIDTH_MIXED = {"numpy": None, "cupy": 33}
 # Widths (lowest, highest) at which samples the Gram route cannot certify try the augmented route
 # before LAPACK (None: never). On the CPU syevd of a 2n x 2n matrix costs about 4 gesdd of n x n;
 # on CuPy (SPEC section 4) the augmented eigvalsh beats the looping SVD 19x at n = 50, 10x at
@@ -96,9 +102,11 @@ def xp_name(xp: ModuleType) -> str:
     return "cupy" if xp.__name__.startswith("cupy") else "numpy"
 
 
-def choose_route(n: int, xp: ModuleType = np) -> str:
-    """The route `auto` takes for n x n matrices on this array module."""
-    return "gram" if n >= GRAM_FROM_WIDTH[xp_name(xp)] else "lapack"
+def choose_route(n: int, xp: ModuleType = np, well_conditioned: bool = True) -> str:
+    """The route `auto` takes for n x n matrices on this array module, for a stack whose matrices
+    are mostly well-conditioned or, with well_conditioned=False, maybe not."""
+    width = (GRAM_FROM_WIDTH if well_conditioned else GRAM_FROM_WIDTH_MIXED)[xp_name(xp)]
+    return "gram" if width is not None and n >= width else "lapack"
 
 
 def lapack_singular_values(a, xp: ModuleType = np):
@@ -245,17 +253,20 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(workers, thread_name_prefix="svperturb-engine")
 
 
-def singular_values(a, xp: ModuleType = np, route: str = "auto", workers: int = 1) -> Spectrum:
+def singular_values(a, xp: ModuleType = np, route: str = "auto", workers: int = 1,
+                    well_conditioned: bool = True) -> Spectrum:
     """All singular values of each matrix of the stack `a` (samples, n, n), float64, by `route`
     (one of ROUTES); samples a fast route cannot certify go on to the augmented route where it is
-    faster than LAPACK (tries_augmented), then to LAPACK.
+    faster than LAPACK (tries_augmented), then to LAPACK. `well_conditioned=False` tells `auto`
+    that many matrices may defeat the Gram route (choose_route).
 
     On NumPy, `workers` > 1 splits the stack over that many threads (LAPACK releases the GIL);
     give each thread one BLAS thread (`svperturb --threads`), or they oversubscribe the cores.
     Every sample's result is independent of the split."""
     if workers > 1 and xp_name(xp) == "numpy" and len(a) >= 2 * workers:
-        parts = list(_pool(workers).map(lambda part: singular_values(part, xp, route),
-                                        np.array_split(np.asarray(a), workers)))
+        parts = list(_pool(workers).map(
+            lambda part: singular_values(part, xp, route, well_conditioned=well_conditioned),
+            np.array_split(np.asarray(a), workers)))
         return Spectrum(*(np.concatenate([getattr(p, name) for p in parts]) if name != "route"
                           else parts[0].route for name in Spectrum.__dataclass_fields__))
     if route not in ROUTES:
@@ -264,7 +275,7 @@ def singular_values(a, xp: ModuleType = np, route: str = "auto", workers: int = 
     if a.ndim != 3 or a.shape[-1] != a.shape[-2]:
         raise ValueError(f"expected a stack of square matrices (samples, n, n), got shape {a.shape}")
     count, n = a.shape[0], a.shape[-1]
-    chosen = choose_route(n, xp) if route == "auto" else route
+    chosen = choose_route(n, xp, well_conditioned) if route == "auto" else route
     square_error, absolute_error = xp.zeros(count), xp.zeros(count)
     augmented = xp.zeros(count, dtype=bool)
     if chosen == "lapack" or count == 0:
