@@ -128,3 +128,21 @@ def test_unit_variance_on_the_gram_route_runs_on_a_device_module(monkeypatch):
         for key, values in part.items():
             assert isinstance(other[key], DeviceArray), key
             np.testing.assert_array_equal(to_host(other[key]), values, err_msg=key)
+
+
+@pytest.mark.parametrize("eta", [-1.0, 0.0])
+def test_convnet_vs_resnet_on_the_fast_routes_runs_on_a_device_module(monkeypatch, eta):
+    """The routes CuPy takes for ConvNet and ResNet layers from n = 33 (forced here), with the
+    identity check's proven errors: no host array meets a device array, and the results equal
+    NumPy's on the same routes bit for bit."""
+    monkeypatch.setitem(engine.GRAM_FROM_WIDTH_MIXED, "numpy", 33)
+    monkeypatch.setitem(engine.AUGMENTED_WIDTHS, "numpy", (33, 200))
+    study = get_study("convnet_vs_resnet")
+    point = {"distribution": "gaussian", "width": 36, "weight_scale": 2.0, "activation_slope": eta,
+             "activity": 0.5, "skip": [0.0, 1.0], "seed": 6}
+    host = study.simulate(point, 0, 24, np)
+    device = study.simulate(point, 0, 24, shim)
+    for part, other in zip(host, device):
+        for key, values in part.items():
+            assert isinstance(other[key], DeviceArray), key
+            np.testing.assert_array_equal(to_host(other[key]), values, err_msg=key)
