@@ -146,3 +146,20 @@ def test_convnet_vs_resnet_on_the_fast_routes_runs_on_a_device_module(monkeypatc
         for key, values in part.items():
             assert isinstance(other[key], DeviceArray), key
             np.testing.assert_array_equal(to_host(other[key]), values, err_msg=key)
+
+
+def test_hard_bounds_on_the_fast_routes_runs_on_a_device_module(monkeypatch):
+    """The routes CuPy takes from n = 33 (forced here), with the proven errors in every violation
+    flag: bit-identical to NumPy on the same routes, nothing mixed."""
+    monkeypatch.setitem(engine.LARGEST_GRAM_FROM_WIDTH, "numpy", 33)
+    monkeypatch.setitem(engine.GRAM_FROM_WIDTH_MIXED, "numpy", 33)
+    monkeypatch.setitem(engine.AUGMENTED_WIDTHS, "numpy", (33, 200))
+    study = get_study("hard_bounds")
+    point = {"width": 36, "entry_bound": 0.9, "weight_pattern": "uniform", "depth": 2,
+             "activation_slope": 0.0, "activity": 0.5, "seed": 6}
+    host = study.simulate(point, 0, 24, np)
+    device = study.simulate(point, 0, 24, shim)
+    for part, other in zip(host, device):
+        for key, values in part.items():
+            assert isinstance(other[key], DeviceArray), key
+            np.testing.assert_array_equal(to_host(other[key]), values, err_msg=key)

@@ -572,3 +572,64 @@ def _convnet_matrices(study, point, j):
     right = activation_pattern(pattern_ranks(seed, study.NAME, n, "right", 0, 120), m, eta)
     mo = left[:, :, None] * (k * weight_std(n, point["weight_scale"]))
     return (mo + sorted(point["skip"])[j] * np.eye(n)) * right[:, None, :]
+
+
+# --- s_1 alone, and the proven error of kappa ---------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [5, 33, 100])
+@pytest.mark.parametrize("kind", ["unit_variance", "resnet", "convnet", "rank_one"])
+def test_largest_singular_values_meet_the_contract_and_their_bound_covers_the_error(kind, n, xp):
+    """s_1 alone needs only s_1's certificate: rank-one and ConvNet matrices pass the Gram route
+    too. The proven error covers the difference from gesvd up to gesvd's own rounding."""
+    if kind == "rank_one":
+        rng = np.random.default_rng(n)
+        a = np.einsum("si,sj->sij", rng.standard_normal((30, n)), rng.standard_normal((30, n)))
+    else:
+        a = layer_matrices(kind, n, 30)
+    reference = reference_singular_values(a)[:, 0]
+    for route in ("gram", "lapack", "auto"):
+        s1, error = (to_host(v) for v in engine.largest_singular_values(xp.asarray(a), xp, route))
+        assert np.abs(s1 / reference - 1).max() <= engine.TOLERANCE_S1, route
+        assert np.all(np.abs(s1 - reference) <= error + n * engine.EPS * reference), route
+    s1, error = engine.largest_singular_values(a, np, "gram")
+    assert np.all(error > 0)  # every one certified by the Gram route
+    s1, error = engine.largest_singular_values(a, np, "lapack")
+    np.testing.assert_array_equal(s1, np.linalg.svd(a, compute_uv=False)[:, 0])
+    assert not error.any()
+
+
+def test_largest_singular_values_leave_n_1000_to_lapack_without_an_eigensolver(monkeypatch):
+    """K_1000's product rounding (gamma_n ||A||_1 ||A||_inf ~ 2e-11 lambda_1) can never meet 1e-12:
+    the filter sends it to LAPACK before any eigensolver runs."""
+    a = layer_matrices("unit_variance", 1000, 2)
+    calls = []
+    monkeypatch.setattr(np.linalg, "eigvalsh", lambda m: calls.append(len(m)))
+    s1, error = engine.largest_singular_values(a, np, "gram")
+    assert not calls
+    np.testing.assert_array_equal(s1, np.linalg.svd(a, compute_uv=False)[:, 0])
+    assert not error.any()
+
+
+def test_largest_singular_values_refuse_bad_input():
+    with pytest.raises(ValueError, match="route: got 'augmented'; allowed: auto, lapack, gram$"):
+        engine.largest_singular_values(np.ones((2, 3, 3)), route="augmented")
+    with pytest.raises(ValueError, match="square matrices"):
+        engine.largest_singular_values(np.ones((3, 4, 5)))
+
+
+@pytest.mark.parametrize("kind", ["resnet", "unit_variance", "relu"])
+def test_the_condition_number_error_covers_the_fast_routes_error(kind, monkeypatch):
+    """kappa = s_1/s_* from the Gram and augmented routes (forced as on CuPy) against gesvd's,
+    within the proven bound plus gesvd's own rounding (n eps kappa (1 + kappa)); 0 for LAPACK."""
+    from svperturb.spectra import condition_number
+
+    monkeypatch.setitem(engine.AUGMENTED_WIDTHS, "numpy", (33, 200))
+    a = layer_matrices(kind, 40, 60)
+    reference = condition_number(reference_singular_values(a))
+    spectrum = engine.singular_values(a, np, "gram")
+    assert not spectrum.fallback.all()
+    kappa, error = condition_number(spectrum.values), spectrum.condition_number_error(np)
+    assert np.all(error[~spectrum.fallback] > 0) and not error[spectrum.fallback].any()
+    assert np.all(np.abs(kappa - reference) <= error + 40 * engine.EPS * reference * (1 + reference))
+    assert not engine.singular_values(a, np, "lapack").condition_number_error(np).any()

@@ -241,6 +241,40 @@ def test_simulate_matches_matrix_by_matrix_scipy_spectra(changes):
         assert np.isfinite(out[f"slack_{key}"]).all() == np.isfinite(study.bound_values(p)[key])
 
 
+@pytest.mark.parametrize("changes", [
+    {"weight_pattern": "constant", "activation_slope": -1.0, "entry_bound": 0.99},
+    {"weight_pattern": "rank_one", "activation_slope": 0.0, "entry_bound": 0.3, "depth": 2},
+    {"weight_pattern": "uniform", "activation_slope": 0.5, "entry_bound": 0.99},
+    {"weight_pattern": "random_signs", "activation_slope": 0.9, "entry_bound": 0.6, "depth": 2},
+])
+def test_on_the_routes_cupy_takes_the_study_agrees_with_lapack_and_finds_no_violation(
+        changes, monkeypatch):
+    """As on CuPy from n = 33 (forced here: the Gram route for s_1 of W_i and Mo, the Gram and
+    augmented routes for M(1) and A): every value within the contract of the LAPACK run's, the
+    rank as LAPACK's, no violation, though the constant pattern attains (85) exactly (its flag
+    allows the Gram route's proven error, 9e-15 c n here, besides 16 n eps c n of rounding)."""
+    from svperturb import engine
+
+    p = point(width=40, **changes)
+    lapack, lapack_spectra = study.simulate(p, 0, 80, np)
+    monkeypatch.setitem(engine.LARGEST_GRAM_FROM_WIDTH, "numpy", 33)
+    monkeypatch.setitem(engine.GRAM_FROM_WIDTH_MIXED, "numpy", 33)
+    monkeypatch.setitem(engine.AUGMENTED_WIDTHS, "numpy", (33, 200))
+    fast, fast_spectra = study.simulate(p, 0, 80, np)
+    assert not np.array_equal(fast["s1_M"], lapack["s1_M"])  # the fast routes did run
+    for key in ("s1_M", "s1_Mo", "s1_A", "spectral_ratio"):
+        np.testing.assert_allclose(fast[key], lapack[key], rtol=engine.TOLERANCE_S1, atol=0, err_msg=key)
+    for key in ("sn_M", "s_star_A"):
+        np.testing.assert_allclose(fast[key], lapack[key], rtol=engine.TOLERANCE_S_MIN, atol=0,
+                                   err_msg=key)
+    for key in ("kappa_M", "kappa_A"):
+        np.testing.assert_allclose(fast[key], lapack[key], rtol=1.01 * (engine.TOLERANCE_S1 + engine.TOLERANCE_S_MIN),
+                                   atol=0, err_msg=key)
+    np.testing.assert_array_equal(fast["rank_A"], lapack["rank_A"])
+    for key in study.BOUNDS:
+        assert fast[f"violations_{key}"].sum() == 0 == lapack[f"violations_{key}"].sum(), key
+
+
 def test_simulate_does_not_depend_on_the_block_split():
     p = point(weight_pattern="uniform", depth=2, activation_slope=0.9)
     whole, _ = study.simulate(p, 0, 200, np)

@@ -44,7 +44,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from svperturb.spectra import smallest_nonzero_singular_value
+from svperturb.spectra import numerical_rank, smallest_nonzero_singular_value
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,21 @@ class Spectrum:
             bound = xp.where(self.values + low > 0, delta / (self.values + low), 0.0)
         bound = xp.where(self.absolute_error[:, None] > 0, self.absolute_error[:, None], bound)
         return xp.where((delta > 0) & (self.values > 0), bound, 0.0)
+
+    def condition_number_error(self, xp: ModuleType = np):
+        """A bound on |kappa^ - kappa| (samples,) beyond LAPACK rounding, kappa = s_1 / s_*:
+        with |s^_1 - s_1| <= e_1 and |s^_* - s_*| <= e_*, kappa lies in
+        [(s^_1 - e_1)/(s^_* + e_*), (s^_1 + e_1)/(s^_* - e_*)], so
+        |kappa^ - kappa| <= kappa^ (e_1/s^_1 + e_*/s^_*) / (1 - e_*/s^_*); 0 where e_1 = e_* = 0."""
+        error = self.value_error(xp)
+        star = xp.clip(numerical_rank(self.values, xp) - 1, 0, self.values.shape[-1] - 1)
+        s_star = xp.take_along_axis(self.values, star[:, None], axis=1)[:, 0]
+        e_star = xp.take_along_axis(error, star[:, None], axis=1)[:, 0]
+        s1, e1 = self.values[:, 0], error[:, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            relative = xp.where(e1 > 0, e1 / s1, 0.0) + xp.where(e_star > 0, e_star / s_star, 0.0)
+            return xp.where(relative > 0, (s1 / s_star) * relative
+                            / (1 - xp.where(e_star > 0, e_star / s_star, 0.0)), 0.0)
 
 
 def xp_name(xp: ModuleType) -> str:
@@ -311,6 +326,67 @@ def singular_values(a, xp: ModuleType = np, route: str = "auto", workers: int = 
         where = xp.nonzero(pending)[0]
         values[where] = lapack_singular_values(a[where], xp)
     return Spectrum(values, pending, chosen, square_error, absolute_error, augmented)
+
+
+# --- s_1 only ---------------------------------------------------------------------------------
+
+# Smallest n at which largest_singular_values takes the Gram route (None: never). On the CPU its
+# eigensolver costs about as much as gesdd (1.0-1.3x faster per core), too little to give up LAPACK's
+# values, which the earlier runs' shards hold; on CuPy the library SVD loops above n = 32.
+LARGEST_GRAM_FROM_WIDTH = {"numpy": None, "cupy": 33}
+
+
+def _s1_certificate_likely(a, norm_product, xp: ModuleType):
+    """Whether s_1's certificate is likely to pass, before any eigensolver: delta estimated with
+    lambda_1 ~ ||A^T y||^2, y the unit vector along A's largest column (a Rayleigh quotient of
+    A A^T after one power step: at most lambda_1, about 0.6 lambda_1 for K_n), against the
+    contract. A filter, not a proof (a wrong answer costs time, never accuracy), less cautious
+    than gram_can_certify_s1, whose bounds fail K_100 although its s_1 passes; n = 1000's
+    product rounding (gamma_n ||A||_1 ||A||_inf ~ 2e-11 lambda_1 for K_n) fails it."""
+    squares = xp.einsum("sij,sij->sj", a, a)
+    column = xp.argmax(squares, axis=-1)
+    y = xp.take_along_axis(a, column[:, None, None], axis=2)[..., 0]
+    z = (xp.swapaxes(a, -1, -2) @ y[..., None])[..., 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lam = (z * z).sum(axis=-1) / (y * y).sum(axis=-1)
+        delta = gram_error_bound(norm_product, lam, a.shape[-1], xp)
+        return delta <= TOLERANCE_S1 * (lam - delta)
+
+
+def largest_singular_values(a, xp: ModuleType = np, route: str = "auto"):
+    """(s_1, error) for each matrix of the stack `a` (samples, n, n): its largest singular value
+    within the contract (1e-12 relative) of LAPACK's, and a bound on |s^_1 - s_1| beyond LAPACK's
+    rounding (0 for LAPACK's values). `route`: "lapack" the library SVD, "gram" the largest
+    eigenvalue of A^T A with the s_1 certificate alone (singular and rank-one matrices pass too),
+    LAPACK for the samples it cannot certify; "auto" as LARGEST_GRAM_FROM_WIDTH says."""
+    if route not in EXTREMES_ROUTES:
+        raise ValueError(f"route: got {route!r}; allowed: {', '.join(EXTREMES_ROUTES)}")
+    a = xp.asarray(a, dtype=xp.float64)
+    if a.ndim != 3 or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"expected a stack of square matrices (samples, n, n), got shape {a.shape}")
+    count, n = a.shape[0], a.shape[-1]
+    width = LARGEST_GRAM_FROM_WIDTH[xp_name(xp)]
+    chosen = ("gram" if width is not None and n >= width else "lapack") if route == "auto" else route
+    if chosen == "lapack" or count == 0:
+        return lapack_singular_values(a, xp)[:, 0], xp.zeros(count)
+    norm_product = abs_norm_product(a, xp)
+    hopeful = _s1_certificate_likely(a, norm_product, xp)
+    lam_1 = xp.full(count, xp.nan)
+    if bool(hopeful.all()):
+        lam_1 = symmetric_eigenvalues(xp.swapaxes(a, -1, -2) @ a, xp)[:, 0]
+    elif bool(hopeful.any()):
+        where = xp.nonzero(hopeful)[0]
+        lam_1[where] = symmetric_eigenvalues(xp.swapaxes(a[where], -1, -2) @ a[where], xp)[:, 0]
+    delta = gram_error_bound(norm_product, lam_1, n, xp)
+    with np.errstate(invalid="ignore"):
+        certified = (lam_1 > delta) & (delta <= TOLERANCE_S1 * (lam_1 - delta))
+    s1 = xp.sqrt(xp.maximum(lam_1, 0))
+    with np.errstate(divide="ignore", invalid="ignore"):  # |sqrt(l^) - s| <= delta / (s^ + s)
+        error = xp.where(certified, delta / (s1 + xp.sqrt(xp.maximum(lam_1 - delta, 0))), 0.0)
+    rest = xp.nonzero(~certified)[0]
+    if len(rest):
+        s1[rest] = lapack_singular_values(a[rest], xp)[:, 0]
+    return s1, error
 
 
 # --- s_1, s_n and s_* only: the Gram route, refined by inverse iteration where it cannot prove s_n -

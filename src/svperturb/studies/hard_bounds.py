@@ -11,12 +11,18 @@ rounding. Claim 10.
 
 `sample_matrices(point, start, stop)` returns the matrices of samples [start, stop) themselves:
 simulate uses it, and claim 10 uses it to store the exact matrices of a violating sample.
+
+Spectra come from the engine: LAPACK on the CPU (the same values as before); on CuPy from n = 33
+the Gram route (s_1 of W_i and Mo with its s_1 certificate alone), the augmented route, LAPACK
+for the rest, instead of the library SVD that loops there. Every violation flag allows, besides
+float64 rounding, the proven error of the values it compares (0 for LAPACK's).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from svperturb import engine
 from svperturb.bounds import (
     condition_bound_hard,
     condition_bound_leaky_direct,
@@ -39,7 +45,6 @@ from svperturb.spectra import (
     add_identity,
     condition_number,
     numerical_rank,
-    singular_values,
     smallest_nonzero_singular_value,
 )
 
@@ -153,11 +158,13 @@ def simulate(point, start, stop, xp):
     bounds = bound_values(point)
     mats = sample_matrices(point, start, stop)
     w, mo, d = (xp.asarray(mats[k]) for k in ("W", "Mo", "D"))
-    s1_w = singular_values(w, xp)[..., 0]  # (samples, p)
-    s1_mo = singular_values(mo, xp)[:, 0]
+    s1_w, error_w = engine.largest_singular_values(w.reshape(-1, n, n), xp)
+    s1_w, error_w = s1_w.reshape(-1, p), error_w.reshape(-1, p)  # (samples, p)
+    s1_mo, _ = engine.largest_singular_values(mo, xp)
     m1 = add_identity(mo, 1.0, xp)
-    s_m = singular_values(m1, xp)
-    s_a = singular_values(m1 * d[:, None, :], xp)  # A = M(1) D scales the columns
+    of_m = engine.singular_values(m1, xp, well_conditioned=False)
+    of_a = engine.singular_values(m1 * d[:, None, :], xp, well_conditioned=False)  # A = M(1) D
+    s_m, s_a, error_m = of_m.values, of_a.values, of_m.value_error(xp)
     kappa_m = condition_number(s_m, xp)
     kappa_a = condition_number(s_a, xp)
     max_entry = xp.abs(mo).max(axis=(-2, -1))
@@ -176,17 +183,19 @@ def simulate(point, start, stop, xp):
     # (85) once per layer: the count of layers of the sample whose s_1 exceeds c n beyond rounding.
     gap = bounds["85"] - s1_w
     out["slack_85"] = gap.min(axis=1) / bounds["85"]
-    out["violations_85"] = (gap < -rounding_tolerance(cn, n)).sum(axis=1).astype(np.int8)
+    out["violations_85"] = (gap < -(rounding_tolerance(cn, n) + error_w)).sum(axis=1).astype(np.int8)
     # Lemma 28: p products of n-term sums of terms bounded by c.
     out["slack_28"], out["violations_28"] = _upper(max_entry, bounds["28"], rounding_tolerance(c, n * p))
     singular_tol = rounding_tolerance(1 + cn, n)
     with np.errstate(invalid="ignore"):
         lower_gap = s_m[:, -1] - bounds["86_lower"]
         out["slack_86_lower"] = lower_gap / bounds["86_lower"]
-        out["violations_86_lower"] = (lower_gap < -singular_tol).astype(np.int8)
-    out["slack_86_upper"], out["violations_86_upper"] = _upper(s_m[:, 0], bounds["86_upper"], singular_tol)
-    out["slack_87"], out["violations_87"] = _upper(kappa_m, bounds["87"], kappa_tolerance(kappa_m, n))
-    tol_a = kappa_tolerance(kappa_a, n)
+        out["violations_86_lower"] = (lower_gap < -(singular_tol + error_m[:, -1])).astype(np.int8)
+    out["slack_86_upper"], out["violations_86_upper"] = _upper(
+        s_m[:, 0], bounds["86_upper"], singular_tol + error_m[:, 0])
+    out["slack_87"], out["violations_87"] = _upper(
+        kappa_m, bounds["87"], kappa_tolerance(kappa_m, n) + of_m.condition_number_error(xp))
+    tol_a = kappa_tolerance(kappa_a, n) + of_a.condition_number_error(xp)
     for key in TRAINED_LAYER_BOUNDS:
         out[f"slack_{key}"], out[f"violations_{key}"] = _upper(kappa_a, bounds[key], tol_a)
     return out, {"singular_values_M": s_m, "singular_values_A": s_a}
