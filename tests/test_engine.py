@@ -119,10 +119,30 @@ def test_the_error_bound_covers_the_actual_gram_error():
     assert np.all(np.abs(eigenvalues - reference) <= delta[:, None])
 
 
-def test_the_a_priori_check_sends_hopeless_samples_straight_to_lapack():
-    for n, possible in ((1000, False), (100, True)):
-        a = layer_matrices("resnet", n, 1)
-        assert engine.gram_can_certify_s1(a, engine.abs_norm_product(a))[0] == possible
+@pytest.mark.parametrize(("kind", "n", "cautious", "estimate"), [
+    ("resnet", 1000, False, False), ("unit_variance", 1000, False, False),
+    ("resnet", 100, True, True), ("unit_variance", 100, False, True)])
+def test_the_a_priori_check_sends_hopeless_samples_straight_to_lapack(kind, n, cautious, estimate):
+    """n = 1000 fails either form; K_100's s_1 passes the Gram certificate, which the cautious
+    form (the CPU's) cannot see."""
+    a = layer_matrices(kind, n, 2)
+    norm_product = engine.abs_norm_product(a)
+    assert np.all(engine.s1_certificate_likely(a, norm_product, np, cautious=True) == cautious)
+    assert np.all(engine.s1_certificate_likely(a, norm_product, np, cautious=False) == estimate)
+    assert engine.CAUTIOUS_S1_FILTER == {"numpy": True, "cupy": False}
+
+
+def test_a_resnet_layer_with_a_quarter_skip_takes_the_gram_route_at_n_100(monkeypatch):
+    """W1 + 0.25 I (kappa ~ 10) at n = 100: the Gram route certifies s_1 and s_n. The CPU's
+    cautious filter sends them to LAPACK (an attempt there costs 0.8 gesdd, and W1 + 0.2 I fails
+    it); CuPy's, forced here, lets them through."""
+    w = unit_variance_matrices(3, "engine-test", 100, "gaussian", 0, 20) * weight_std(100, 2.0)
+    a = w + 0.25 * np.eye(100)
+    assert engine.singular_values(a, np, "gram").fallback.all()
+    monkeypatch.setitem(engine.CAUTIOUS_S1_FILTER, "numpy", False)
+    spectrum = engine.singular_values(a, np, "gram")
+    assert not spectrum.fallback.any()
+    assert_meets_contract(spectrum.values, a)
 
 
 @pytest.mark.parametrize("route", ["lapack", "gram"])
@@ -438,6 +458,7 @@ def test_the_resnet_study_with_the_augmented_fallback_is_violation_free(monkeypa
     from svperturb.studies import get_study
 
     monkeypatch.setitem(engine.AUGMENTED_WIDTHS, "numpy", (33, 200))
+    monkeypatch.setitem(engine.GRAM_FROM_WIDTH_MIXED, "numpy", 33)  # W1 alone, as on CuPy
     calls = []
     real = engine.augmented_singular_values
     monkeypatch.setattr(engine, "augmented_singular_values",

@@ -273,14 +273,20 @@ def bench_draws(widths, xp: ModuleType, threads: int, repeats: int, scale: float
 
 
 def resnet_layer_statistics(w, xp: ModuleType, rhos, route: str, workers: int) -> dict:
-    """The ResNet-layer study's spectra: tau_bar, tau_low of W1; s_1, s_*, kappa of W1 + rho I."""
+    """The ResNet-layer study's spectra: tau_bar, tau_low of W1; s_1, s_*, kappa of W1 + rho I
+    (rho = 0, W1 alone, told to the engine as maybe ill-conditioned, as the study does)."""
     tau_low, tau_bar = symmetric_part_extremes(w, xp)
     n = w.shape[-1]
-    stack = xp.concatenate([add_identity(w, rho, xp) for rho in rhos]).reshape(-1, n, n)
     if route == "naive":
+        stack = xp.concatenate([add_identity(w, rho, xp) for rho in rhos])
         values = xp.linalg.svd(stack, compute_uv=False)
     else:
+        skips = [rho for rho in rhos if rho != 0]
+        stack = xp.concatenate([add_identity(w, rho, xp) for rho in skips]).reshape(-1, n, n)
         values = engine.singular_values(stack, xp, route=route, workers=workers).values
+        if len(skips) < len(rhos):
+            alone = engine.singular_values(w, xp, route=route, workers=workers, well_conditioned=False)
+            values = xp.concatenate([alone.values, values])  # rhos are sorted: 0 first
     values = values.reshape(len(rhos), len(w), n)
     s1 = values[..., 0]
     s_min = smallest_nonzero_singular_value(values, xp)

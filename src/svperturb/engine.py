@@ -166,12 +166,37 @@ def gram_error_bound(norm_product, lambda_max, n: int, xp: ModuleType = np):
     return gamma * norm_product + n * EPS * xp.abs(lambda_max)
 
 
-def gram_can_certify_s1(a, norm_product, xp: ModuleType = np):
-    """Whether the s_1 certificate can pass at all, before any eigensolver: delta with
-    lambda_1 <= ||A||_1 ||A||_inf, against lambda_1 >= (largest column norm)^2."""
-    lam_1_low = xp.einsum("sij,sij->sj", a, a).max(axis=-1)  # squared column norms, no temporary
-    delta_high = gram_error_bound(norm_product, norm_product, a.shape[-1], xp)
-    return delta_high <= TOLERANCE_S1 * (lam_1_low - delta_high)
+# Whether the a priori s_1 filter is cautious (below) on this array module: on the CPU a failed Gram
+# attempt costs about 0.8 gesdd on top of LAPACK, so it is tried only where s_1 certainly passes; on
+# CuPy an attempt costs a few percent of the looping SVD or the augmented route behind it.
+CAUTIOUS_S1_FILTER = {"numpy": True, "cupy": False}
+
+
+def s1_certificate_likely(a, norm_product, xp: ModuleType = np, cautious: bool | None = None):
+    """Whether s_1's certificate is worth trying, before any eigensolver (a filter, not a proof: a
+    wrong answer costs time, never accuracy). Both forms fail n = 1000's product rounding
+    (gamma_n ||A||_1 ||A||_inf ~ 2e-11 lambda_1 for K_n, W1 + I alike).
+
+    cautious (CAUTIOUS_S1_FILTER by default): only where it certainly passes, delta bounded with
+    lambda_1 <= ||A||_1 ||A||_inf against lambda_1 >= the largest squared column norm; this also
+    turns away K_100 and W1 + 0.25 I at n = 100, whose s_1 (and, for the latter, s_n) pass.
+    Otherwise: delta estimated with lambda_1 ~ ||A^T y||^2, y the unit vector along A's largest
+    column (a Rayleigh quotient of A A^T after one power step: at most lambda_1, about
+    0.6 lambda_1 for K_n), against the contract."""
+    if cautious is None:
+        cautious = CAUTIOUS_S1_FILTER[xp_name(xp)]
+    squares = xp.einsum("sij,sij->sj", a, a)  # squared column norms, without a temporary
+    n = a.shape[-1]
+    if cautious:
+        delta_high = gram_error_bound(norm_product, norm_product, n, xp)
+        return delta_high <= TOLERANCE_S1 * (squares.max(axis=-1) - delta_high)
+    column = xp.argmax(squares, axis=-1)
+    y = xp.take_along_axis(a, column[:, None, None], axis=2)[..., 0]
+    z = (xp.swapaxes(a, -1, -2) @ y[..., None])[..., 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lam = (z * z).sum(axis=-1) / (y * y).sum(axis=-1)
+        delta = gram_error_bound(norm_product, lam, n, xp)
+        return delta <= TOLERANCE_S1 * (lam - delta)
 
 
 def _certify(values, first, delta, structural, xp: ModuleType):
@@ -299,9 +324,9 @@ def singular_values(a, xp: ModuleType = np, route: str = "auto", workers: int = 
     values = xp.empty(a.shape[:-1], dtype=xp.float64)
     pending = xp.ones(count, dtype=bool)  # not yet certified
     if chosen == "gram":
-        # samples whose s_1 the Gram route cannot certify whatever its eigenvalues (a priori, O(n^2))
+        # samples whose s_1 the Gram route is unlikely to certify (s1_certificate_likely, O(n^2))
         sums = line_sums(a, xp)
-        hopeless = ~gram_can_certify_s1(a, sums.norm_product(), xp)
+        hopeless = ~s1_certificate_likely(a, sums.norm_product(), xp)
         if not bool(hopeless.any()):  # the usual case: no copy of the stack
             values[...], certified, delta = gram_singular_values(a, sums, xp)
             pending = ~certified
@@ -336,23 +361,6 @@ def singular_values(a, xp: ModuleType = np, route: str = "auto", workers: int = 
 LARGEST_GRAM_FROM_WIDTH = {"numpy": None, "cupy": 33}
 
 
-def _s1_certificate_likely(a, norm_product, xp: ModuleType):
-    """Whether s_1's certificate is likely to pass, before any eigensolver: delta estimated with
-    lambda_1 ~ ||A^T y||^2, y the unit vector along A's largest column (a Rayleigh quotient of
-    A A^T after one power step: at most lambda_1, about 0.6 lambda_1 for K_n), against the
-    contract. A filter, not a proof (a wrong answer costs time, never accuracy), less cautious
-    than gram_can_certify_s1, whose bounds fail K_100 although its s_1 passes; n = 1000's
-    product rounding (gamma_n ||A||_1 ||A||_inf ~ 2e-11 lambda_1 for K_n) fails it."""
-    squares = xp.einsum("sij,sij->sj", a, a)
-    column = xp.argmax(squares, axis=-1)
-    y = xp.take_along_axis(a, column[:, None, None], axis=2)[..., 0]
-    z = (xp.swapaxes(a, -1, -2) @ y[..., None])[..., 0]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lam = (z * z).sum(axis=-1) / (y * y).sum(axis=-1)
-        delta = gram_error_bound(norm_product, lam, a.shape[-1], xp)
-        return delta <= TOLERANCE_S1 * (lam - delta)
-
-
 def largest_singular_values(a, xp: ModuleType = np, route: str = "auto"):
     """(s_1, error) for each matrix of the stack `a` (samples, n, n): its largest singular value
     within the contract (1e-12 relative) of LAPACK's, and a bound on |s^_1 - s_1| beyond LAPACK's
@@ -370,7 +378,7 @@ def largest_singular_values(a, xp: ModuleType = np, route: str = "auto"):
     if chosen == "lapack" or count == 0:
         return lapack_singular_values(a, xp)[:, 0], xp.zeros(count)
     norm_product = abs_norm_product(a, xp)
-    hopeful = _s1_certificate_likely(a, norm_product, xp)
+    hopeful = s1_certificate_likely(a, norm_product, xp, cautious=False)  # s_1's is all it needs
     lam_1 = xp.full(count, xp.nan)
     if bool(hopeful.all()):
         lam_1 = symmetric_eigenvalues(xp.swapaxes(a, -1, -2) @ a, xp)[:, 0]
