@@ -556,7 +556,7 @@ def test_the_convnet_study_on_the_cupy_routes_agrees_with_lapack(monkeypatch, et
     n = 40
     point = {"distribution": "gaussian", "width": n, "weight_scale": 2.0, "activation_slope": eta,
              "activity": 0.5, "skip": [0.0, 1.0], "seed": 5}
-    lapack, lapack_spectra = study.simulate(point, 0, 120, np)
+    lapack, _ = study.simulate(point, 0, 120, np)
     monkeypatch.setitem(engine.GRAM_FROM_WIDTH_MIXED, "numpy", 33)
     monkeypatch.setitem(engine.AUGMENTED_WIDTHS, "numpy", (33, 200))
     lapack_calls = []

@@ -256,11 +256,11 @@ def test_on_the_routes_cupy_takes_the_study_agrees_with_lapack_and_finds_no_viol
     from svperturb import engine
 
     p = point(width=40, **changes)
-    lapack, lapack_spectra = study.simulate(p, 0, 80, np)
+    lapack, _ = study.simulate(p, 0, 80, np)
     monkeypatch.setitem(engine.LARGEST_GRAM_FROM_WIDTH, "numpy", 33)
     monkeypatch.setitem(engine.GRAM_FROM_WIDTH_MIXED, "numpy", 33)
     monkeypatch.setitem(engine.AUGMENTED_WIDTHS, "numpy", (33, 200))
-    fast, fast_spectra = study.simulate(p, 0, 80, np)
+    fast, _ = study.simulate(p, 0, 80, np)
     assert not np.array_equal(fast["s1_M"], lapack["s1_M"])  # the fast routes did run
     for key in ("s1_M", "s1_Mo", "s1_A", "spectral_ratio"):
         np.testing.assert_allclose(fast[key], lapack[key], rtol=engine.TOLERANCE_S1, atol=0, err_msg=key)

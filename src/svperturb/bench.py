@@ -49,7 +49,7 @@ def batch_size(n: int, scale: float = 1.0, xp: ModuleType = np) -> int:
 def timed_prefix(run: Callable[[object], object], stack, xp: ModuleType, repeats: int,
                  seconds: float) -> tuple[int, float, object]:
     """(m, best seconds, result) of `run` on the first m matrices of `stack`: all of them, unless
-    a probe on one seed chunk says they would take longer than `seconds`."""
+    a probe on the first PROBE says they would take longer than `seconds`."""
     count = len(stack)
     probe = min(count, PROBE)
     if probe < count:

@@ -216,12 +216,13 @@ def _certify(values, first, delta, structural, xp: ModuleType):
 
 def isolating_failures(compute, stack, what: str, xp: ModuleType = np, vectors: bool = True):
     """compute(stack) for a library call that works matrix by matrix and returns a vector
-    (eigenvalues) or, with vectors=False, a matrix (inverse) per matrix, with NaN for each matrix on which it reports a failure (LAPACK's non-convergence or
-    singularity; on CuPy cuSOLVER's devInfo, which backend.select_backend makes raise instead of
-    returning whatever the solver left). A batched call reports one failure for the whole stack,
-    so a failing stack is halved until the failures are isolated: only the failing matrices lose
-    their results, and each sample's result does not depend on its neighbours. NaN fails every
-    certificate, so those samples go on to the next route instead of being lost as faults."""
+    (eigenvalues) or, with vectors=False, a matrix (inverse) per matrix; NaN for each matrix on
+    which it reports a failure (LAPACK's non-convergence or singularity; on CuPy cuSOLVER's
+    devInfo, which backend.select_backend makes raise instead of returning whatever the solver
+    left). A batched call reports one failure for the whole stack, so a failing stack is halved
+    until the failures are isolated: only the failing matrices lose their results, and each
+    sample's result does not depend on its neighbours. NaN fails every certificate, so those
+    samples go on to the next route instead of being lost as numerical faults."""
     try:
         return compute(stack)
     except np.linalg.LinAlgError as error:
