@@ -214,7 +214,7 @@ def _extremes_stages(a, xp: ModuleType) -> dict[str, Callable]:
 
     return {
         "engine.extremes (route gram), whole": lambda part: engine.extremes(part, xp, "gram"),
-        "sums of |A| (norms, zero lines)": lambda part: engine.line_sums(part, xp),
+        "sums of abs(A) (norms, zero lines)": lambda part: engine.line_sums(part, xp),
         "Gram product A^T A": lambda part: xp.swapaxes(part, -1, -2) @ part,
         "eigvalsh of A^T A": lambda part: xp.linalg.eigvalsh(gram[: len(part)]),
         "batched inverse": lambda part: xp.linalg.inv(part),
