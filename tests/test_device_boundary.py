@@ -163,3 +163,33 @@ def test_hard_bounds_on_the_fast_routes_runs_on_a_device_module(monkeypatch):
         for key, values in part.items():
             assert isinstance(other[key], DeviceArray), key
             np.testing.assert_array_equal(to_host(other[key]), values, err_msg=key)
+
+
+# Points at n = 40, where CuPy takes the engine's fast routes and NumPy LAPACK: s_1 within 1e-12
+# and s_* within 1e-10 of NumPy's (kappa within their sum), counts (ranks, violations) equal.
+FAST_ROUTE_POINTS = {
+    "convnet_vs_resnet": [
+        {"distribution": "gaussian", "width": 40, "weight_scale": 2.0, "activation_slope": eta,
+         "activity": 0.5, "skip": [0.0, 1.0]} for eta in (-1.0, 0.0)],
+    "hard_bounds": [
+        {"width": 40, "entry_bound": 0.99, "weight_pattern": pattern, "depth": 2,
+         "activation_slope": eta, "activity": 0.5}
+        for pattern, eta in (("constant", -1.0), ("uniform", 0.0), ("rank_one", 0.5))],
+}
+FAST_ROUTE_TOLERANCES = {"s1": 1e-12, "s1_M": 1e-12, "s1_Mo": 1e-12, "s1_A": 1e-12,
+                         "spectral_ratio": 1e-12, "s_star": 1e-10, "sn_M": 1e-10,
+                         "s_star_A": 1e-10, "kappa": 2e-10, "kappa_M": 2e-10, "kappa_A": 2e-10}
+
+
+@pytest.mark.skipif(CUPY is None, reason="needs CuPy and a usable GPU")
+@pytest.mark.parametrize(("name", "index"), [(name, i) for name, points in FAST_ROUTE_POINTS.items()
+                                             for i in range(len(points))])
+def test_studies_on_the_gpus_fast_routes_agree_with_numpy_within_the_contract(name, index):
+    point = {**FAST_ROUTE_POINTS[name][index], "seed": 11}
+    for key, reference, gpu in paired_results(name, point, CUPY)[0]:
+        if key in FAST_ROUTE_TOLERANCES:
+            np.testing.assert_allclose(gpu, reference, rtol=FAST_ROUTE_TOLERANCES[key], atol=0,
+                                       err_msg=f"{name}: {key}")
+        elif key.startswith(("violations", "rank_")) or key == "rank":
+            np.testing.assert_array_equal(gpu, reference, err_msg=f"{name}: {key}")
+            assert not key.startswith("violations") or not gpu.any(), f"{name}: {key}"
