@@ -32,6 +32,9 @@ DEFAULT_WIDTHS = (5, 32, 33, 100, 1000)
 WORK_PER_BATCH = 3e8  # ~n^3 flops per matrix: batches of similar cost at every n
 GPU_WORK = 1000       # a GPU's batches hold this many times more work (at most GPU_CAP matrices)
 CPU_CAP, GPU_CAP = 20000, 100000
+DEVICE_COPIES = 16    # n x n arrays per matrix that the heaviest route holds at once (extremes: A,
+                      # the Gram matrix and the solver's copy, the inverse, the row slices and
+                      # temporaries); 100,000 matrices of n = 100 would need 128 GB
 CHECKED = 40          # matrices per cell compared with the reference
 PROBE = 8             # matrices timed first, to size the prefix of a slow method (CuPy's looping
                       # SVD at n = 1000, 12/s in SPEC section 4, would take 5 s a run for 64)
@@ -42,7 +45,12 @@ def _on_gpu(xp: ModuleType) -> bool:
 
 
 def batch_size(n: int, scale: float = 1.0, xp: ModuleType = np) -> int:
+    """Matrices per batch: about WORK_PER_BATCH flops (GPU_WORK times more on a GPU, whose batch
+    also fits DEVICE_COPIES n x n arrays per matrix in half its free memory)."""
     work, cap = (WORK_PER_BATCH * GPU_WORK, GPU_CAP) if _on_gpu(xp) else (WORK_PER_BATCH, CPU_CAP)
+    if _on_gpu(xp):
+        xp.get_default_memory_pool().free_all_blocks()  # the pool's cached blocks count as free
+        cap = min(cap, xp.cuda.runtime.memGetInfo()[0] // 2 // (DEVICE_COPIES * n * n * 8))
     return int(max(4, min(cap, scale * work / n**3)))
 
 
