@@ -654,3 +654,23 @@ def test_the_condition_number_error_covers_the_fast_routes_error(kind, monkeypat
     assert np.all(error[~spectrum.fallback] > 0) and not error[spectrum.fallback].any()
     assert np.all(np.abs(kappa - reference) <= error + 40 * engine.EPS * reference * (1 + reference))
     assert not engine.singular_values(a, np, "lapack").condition_number_error(np).any()
+
+
+def test_svperturb_info_says_which_route_auto_takes_on_each_backend(capsys):
+    from svperturb.cli import main
+
+    assert main(["info", "--backend", "numpy"]) == 0
+    printed = capsys.readouterr().out
+    assert "spectra engine on numpy (route auto):" in printed
+    assert "  all singular values: lapack below n = 16, gram from it\n" in printed
+    assert "(ConvNet layers): lapack at every n\n" in printed
+    assert "  a priori s_1 filter: cautious\n" in printed
+    on_cupy = engine.describe_routes(type(np)("cupy"))
+    assert on_cupy == [
+        "all singular values: lapack below n = 33, gram from it",
+        ("all singular values, stacks that may be ill-conditioned (ConvNet layers): lapack below "
+         "n = 33, gram from it"),
+        "uncertified samples: augmented for 33 <= n <= 200, then lapack",
+        "s_1, s_n, s_*: lapack below n = 33, gram + inverse iteration from it",
+        "s_1 alone: lapack below n = 33, gram from it",
+        "a priori s_1 filter: estimate"]

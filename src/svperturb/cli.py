@@ -288,6 +288,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"backend: {backend.name}   device: {backend.device}")
     for key, value in io.software_versions().items():
         print(f"  {key:10s} {value}")
+    from svperturb import engine
+
+    print(f"spectra engine on {backend.name} (route auto):")
+    for line in engine.describe_routes(backend.xp):
+        print(f"  {line}")
     if args.config:
         from svperturb.config import load_config, study_configs
         from svperturb.studies import get_study, grid_points

@@ -124,6 +124,26 @@ def choose_route(n: int, xp: ModuleType = np, well_conditioned: bool = True) -> 
     return "gram" if width is not None and n >= width else "lapack"
 
 
+def describe_routes(xp: ModuleType = np) -> list[str]:
+    """What `auto` takes on this array module, one line per need (`svperturb info`)."""
+    name = xp_name(xp)
+
+    def from_width(width, fast: str) -> str:
+        return "lapack at every n" if width is None else f"lapack below n = {width}, {fast} from it"
+
+    widths = AUGMENTED_WIDTHS[name]
+    return [
+        f"all singular values: {from_width(GRAM_FROM_WIDTH[name], 'gram')}",
+        ("all singular values, stacks that may be ill-conditioned (ConvNet layers): "
+         f"{from_width(GRAM_FROM_WIDTH_MIXED[name], 'gram')}"),
+        "uncertified samples: " + ("lapack" if widths is None else
+                                   f"augmented for {widths[0]} <= n <= {widths[1]}, then lapack"),
+        f"s_1, s_n, s_*: {from_width(EXTREMES_GRAM_FROM_WIDTH[name], 'gram + inverse iteration')}",
+        f"s_1 alone: {from_width(LARGEST_GRAM_FROM_WIDTH[name], 'gram')}",
+        f"a priori s_1 filter: {'cautious' if CAUTIOUS_S1_FILTER[name] else 'estimate'}",
+    ]
+
+
 def lapack_singular_values(a, xp: ModuleType = np):
     """All singular values, decreasing: the library SVD (float64 LAPACK / cuSOLVER)."""
     return xp.linalg.svd(a, compute_uv=False)
