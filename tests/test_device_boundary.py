@@ -193,3 +193,23 @@ def test_studies_on_the_gpus_fast_routes_agree_with_numpy_within_the_contract(na
         elif key.startswith(("violations", "rank_")) or key == "rank":
             np.testing.assert_array_equal(gpu, reference, err_msg=f"{name}: {key}")
             assert not key.startswith("violations") or not gpu.any(), f"{name}: {key}"
+
+
+def test_the_augmented_route_with_inverse_iteration_runs_on_a_device_module(monkeypatch):
+    """W1 alone at n = 100 on the routes CuPy takes (forced): the augmented route, and inverse
+    iteration for the s_n it cannot prove, bit-identical to NumPy on the same routes."""
+    from svperturb.ensembles import unit_variance_matrices, weight_std
+
+    monkeypatch.setitem(engine.GRAM_FROM_WIDTH_MIXED, "numpy", 33)
+    monkeypatch.setitem(engine.AUGMENTED_WIDTHS, "numpy", (33, 200))
+    refined = []
+    real = engine._inverse_iteration
+    monkeypatch.setattr(engine, "_inverse_iteration",
+                        lambda a, *rest: refined.append(len(a)) or real(a, *rest))
+    a = unit_variance_matrices(4, "engine-test", 100, "gaussian", 0, 24) * weight_std(100, 2.0)
+    host = engine.singular_values(a, np, well_conditioned=False)
+    device = engine.singular_values(shim.asarray(a), shim, well_conditioned=False)
+    assert host.augmented.all() and refined[0] == refined[1] > 0
+    for field in ("values", "fallback", "augmented", "absolute_error", "square_error"):
+        np.testing.assert_array_equal(to_host(getattr(device, field)), getattr(host, field),
+                                      err_msg=field)

@@ -674,3 +674,24 @@ def test_svperturb_info_says_which_route_auto_takes_on_each_backend(capsys):
         "s_1, s_n, s_*: lapack below n = 33, gram + inverse iteration from it",
         "s_1 alone: lapack below n = 33, gram from it",
         "a priori s_1 filter: estimate"]
+
+
+def test_beyond_the_augmented_routes_kappa_inverse_iteration_proves_s_n(monkeypatch):
+    """W1 alone at n = 100 (kappa ~ n, beyond 2,300 for 12 % of them): with CuPy's routes forced,
+    the augmented route proves every s_i but s_n there, inverse iteration proves s_n, and no
+    sample is left to LAPACK (CuPy's looping SVD); the contract and the proven errors hold
+    against gesvd (up to its own rounding, n eps s_1)."""
+    monkeypatch.setitem(engine.GRAM_FROM_WIDTH_MIXED, "numpy", 33)
+    monkeypatch.setitem(engine.AUGMENTED_WIDTHS, "numpy", (33, 200))
+    refined = []
+    real = engine._inverse_iteration
+    monkeypatch.setattr(engine, "_inverse_iteration",
+                        lambda a, *rest: refined.append(len(a)) or real(a, *rest))
+    n = 100
+    a = unit_variance_matrices(4, "engine-test", n, "gaussian", 0, 60) * weight_std(n, 2.0)
+    spectrum = engine.singular_values(a, np, well_conditioned=False)
+    assert sum(refined) > 0 and not spectrum.fallback.any() and spectrum.augmented.all()
+    reference = reference_singular_values(a)
+    assert_meets_contract(spectrum.values, a)
+    assert np.all(np.abs(spectrum.values - reference)
+                  <= spectrum.value_error(np) + n * engine.EPS * reference[:, :1])
