@@ -51,6 +51,39 @@ def xp(request):
     return np if request.param == "numpy" else CUPY
 
 
+# The engine's route tables: each maps an array module's name to what `auto` does there.
+ROUTE_TABLES = ("GRAM_FROM_WIDTH", "GRAM_FROM_WIDTH_MIXED", "AUGMENTED_WIDTHS",
+                "EXTREMES_GRAM_FROM_WIDTH", "LARGEST_GRAM_FROM_WIDTH", "CAUTIOUS_S1_FILTER")
+
+
+def take_cupy_routes(monkeypatch) -> None:
+    """From now on (in this test), NumPy takes every route that the engine's `auto` takes on CuPy
+    (each table's cupy entry), so that the GPU's code paths run, and are checked, here."""
+    from svperturb import engine
+
+    for name in ROUTE_TABLES:
+        table = getattr(engine, name)
+        monkeypatch.setitem(table, "numpy", table["cupy"])
+
+
+@pytest.fixture
+def cupy_routes(monkeypatch):
+    """take_cupy_routes for the whole test."""
+    take_cupy_routes(monkeypatch)
+
+
+@pytest.fixture
+def inverse_iteration_calls(monkeypatch):
+    """The stack sizes engine._inverse_iteration is called with, in order."""
+    from svperturb import engine
+
+    calls = []
+    real = engine._inverse_iteration
+    monkeypatch.setattr(engine, "_inverse_iteration",
+                        lambda a, *rest: calls.append(len(a)) or real(a, *rest))
+    return calls
+
+
 def reference_singular_values(stack: np.ndarray) -> np.ndarray:
     """Singular values matrix by matrix with LAPACK gesvd through SciPy (not NumPy's gesdd route)."""
     flat = stack.reshape(-1, *stack.shape[-2:])

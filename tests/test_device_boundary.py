@@ -130,39 +130,34 @@ def test_unit_variance_on_the_gram_route_runs_on_a_device_module(monkeypatch):
             np.testing.assert_array_equal(to_host(other[key]), values, err_msg=key)
 
 
+def assert_study_on_the_shim_equals_numpy(name, point, start=0, stop=24):
+    """Every dataset of the study's samples comes back from the device, equal to NumPy's bit for
+    bit (on whatever routes the engine's tables give NumPy)."""
+    study = get_study(name)
+    host = study.simulate(point, start, stop, np)
+    device = study.simulate(point, start, stop, shim)
+    for part, other in zip(host, device):
+        for key, values in part.items():
+            assert isinstance(other[key], DeviceArray), key
+            np.testing.assert_array_equal(to_host(other[key]), values, err_msg=key)
+
+
 @pytest.mark.parametrize("eta", [-1.0, 0.0])
-def test_convnet_vs_resnet_on_the_fast_routes_runs_on_a_device_module(monkeypatch, eta):
+def test_convnet_vs_resnet_on_the_fast_routes_runs_on_a_device_module(cupy_routes, eta):
     """The routes CuPy takes for ConvNet and ResNet layers from n = 33 (forced here), with the
     identity check's proven errors: no host array meets a device array, and the results equal
     NumPy's on the same routes bit for bit."""
-    monkeypatch.setitem(engine.GRAM_FROM_WIDTH_MIXED, "numpy", 33)
-    monkeypatch.setitem(engine.AUGMENTED_WIDTHS, "numpy", (33, 200))
-    study = get_study("convnet_vs_resnet")
-    point = {"distribution": "gaussian", "width": 36, "weight_scale": 2.0, "activation_slope": eta,
-             "activity": 0.5, "skip": [0.0, 1.0], "seed": 6}
-    host = study.simulate(point, 0, 24, np)
-    device = study.simulate(point, 0, 24, shim)
-    for part, other in zip(host, device):
-        for key, values in part.items():
-            assert isinstance(other[key], DeviceArray), key
-            np.testing.assert_array_equal(to_host(other[key]), values, err_msg=key)
+    assert_study_on_the_shim_equals_numpy("convnet_vs_resnet", {
+        "distribution": "gaussian", "width": 36, "weight_scale": 2.0, "activation_slope": eta,
+        "activity": 0.5, "skip": [0.0, 1.0], "seed": 6})
 
 
-def test_hard_bounds_on_the_fast_routes_runs_on_a_device_module(monkeypatch):
+def test_hard_bounds_on_the_fast_routes_runs_on_a_device_module(cupy_routes):
     """The routes CuPy takes from n = 33 (forced here), with the proven errors in every violation
     flag: bit-identical to NumPy on the same routes, nothing mixed."""
-    monkeypatch.setitem(engine.LARGEST_GRAM_FROM_WIDTH, "numpy", 33)
-    monkeypatch.setitem(engine.GRAM_FROM_WIDTH_MIXED, "numpy", 33)
-    monkeypatch.setitem(engine.AUGMENTED_WIDTHS, "numpy", (33, 200))
-    study = get_study("hard_bounds")
-    point = {"width": 36, "entry_bound": 0.9, "weight_pattern": "uniform", "depth": 2,
-             "activation_slope": 0.0, "activity": 0.5, "seed": 6}
-    host = study.simulate(point, 0, 24, np)
-    device = study.simulate(point, 0, 24, shim)
-    for part, other in zip(host, device):
-        for key, values in part.items():
-            assert isinstance(other[key], DeviceArray), key
-            np.testing.assert_array_equal(to_host(other[key]), values, err_msg=key)
+    assert_study_on_the_shim_equals_numpy("hard_bounds", {
+        "width": 36, "entry_bound": 0.9, "weight_pattern": "uniform", "depth": 2,
+        "activation_slope": 0.0, "activity": 0.5, "seed": 6})
 
 
 # Points at n = 40, where CuPy takes the engine's fast routes and NumPy LAPACK: s_1 within 1e-12
@@ -195,21 +190,16 @@ def test_studies_on_the_gpus_fast_routes_agree_with_numpy_within_the_contract(na
             assert not key.startswith("violations") or not gpu.any(), f"{name}: {key}"
 
 
-def test_the_augmented_route_with_inverse_iteration_runs_on_a_device_module(monkeypatch):
+def test_the_augmented_route_with_inverse_iteration_runs_on_a_device_module(
+        cupy_routes, inverse_iteration_calls):
     """W1 alone at n = 100 on the routes CuPy takes (forced): the augmented route, and inverse
     iteration for the s_n it cannot prove, bit-identical to NumPy on the same routes."""
     from svperturb.ensembles import unit_variance_matrices, weight_std
 
-    monkeypatch.setitem(engine.GRAM_FROM_WIDTH_MIXED, "numpy", 33)
-    monkeypatch.setitem(engine.AUGMENTED_WIDTHS, "numpy", (33, 200))
-    refined = []
-    real = engine._inverse_iteration
-    monkeypatch.setattr(engine, "_inverse_iteration",
-                        lambda a, *rest: refined.append(len(a)) or real(a, *rest))
     a = unit_variance_matrices(4, "engine-test", 100, "gaussian", 0, 24) * weight_std(100, 2.0)
     host = engine.singular_values(a, np, well_conditioned=False)
     device = engine.singular_values(shim.asarray(a), shim, well_conditioned=False)
-    assert host.augmented.all() and refined[0] == refined[1] > 0
+    assert host.augmented.all() and inverse_iteration_calls[0] == inverse_iteration_calls[1] > 0
     for field in ("values", "fallback", "augmented", "absolute_error", "square_error"):
         np.testing.assert_array_equal(to_host(getattr(device, field)), getattr(host, field),
                                       err_msg=field)

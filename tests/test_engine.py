@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from conftest import reference_singular_values
+from conftest import reference_singular_values, take_cupy_routes
 from svperturb import engine
 from svperturb.backend import to_host
 from svperturb.ensembles import activation_pattern, unit_variance_matrices, weight_std
@@ -557,8 +557,7 @@ def test_the_convnet_study_on_the_cupy_routes_agrees_with_lapack(monkeypatch, et
     point = {"distribution": "gaussian", "width": n, "weight_scale": 2.0, "activation_slope": eta,
              "activity": 0.5, "skip": [0.0, 1.0], "seed": 5}
     lapack, _ = study.simulate(point, 0, 120, np)
-    monkeypatch.setitem(engine.GRAM_FROM_WIDTH_MIXED, "numpy", 33)
-    monkeypatch.setitem(engine.AUGMENTED_WIDTHS, "numpy", (33, 200))
+    take_cupy_routes(monkeypatch)
     lapack_calls = []
     real = engine.lapack_singular_values
     monkeypatch.setattr(engine, "lapack_singular_values",
@@ -676,21 +675,17 @@ def test_svperturb_info_says_which_route_auto_takes_on_each_backend(capsys):
         "a priori s_1 filter: estimate"]
 
 
-def test_beyond_the_augmented_routes_kappa_inverse_iteration_proves_s_n(monkeypatch):
+def test_beyond_the_augmented_routes_kappa_inverse_iteration_proves_s_n(
+        cupy_routes, inverse_iteration_calls):
     """W1 alone at n = 100 (kappa ~ n, beyond 2,300 for 12 % of them): with CuPy's routes forced,
     the augmented route proves every s_i but s_n there, inverse iteration proves s_n, and no
     sample is left to LAPACK (CuPy's looping SVD); the contract and the proven errors hold
     against gesvd (up to its own rounding, n eps s_1)."""
-    monkeypatch.setitem(engine.GRAM_FROM_WIDTH_MIXED, "numpy", 33)
-    monkeypatch.setitem(engine.AUGMENTED_WIDTHS, "numpy", (33, 200))
-    refined = []
-    real = engine._inverse_iteration
-    monkeypatch.setattr(engine, "_inverse_iteration",
-                        lambda a, *rest: refined.append(len(a)) or real(a, *rest))
     n = 100
     a = unit_variance_matrices(4, "engine-test", n, "gaussian", 0, 60) * weight_std(n, 2.0)
     spectrum = engine.singular_values(a, np, well_conditioned=False)
-    assert sum(refined) > 0 and not spectrum.fallback.any() and spectrum.augmented.all()
+    assert sum(inverse_iteration_calls) > 0 and not spectrum.fallback.any()
+    assert spectrum.augmented.all()
     reference = reference_singular_values(a)
     assert_meets_contract(spectrum.values, a)
     assert np.all(np.abs(spectrum.values - reference)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from conftest import reference_singular_values, simulate_study
+from conftest import reference_singular_values, simulate_study, take_cupy_routes
 from svperturb import bounds
 from svperturb.bounds import (
     condition_bound_hard,
@@ -257,9 +257,7 @@ def test_on_the_routes_cupy_takes_the_study_agrees_with_lapack_and_finds_no_viol
 
     p = point(width=40, **changes)
     lapack, _ = study.simulate(p, 0, 80, np)
-    monkeypatch.setitem(engine.LARGEST_GRAM_FROM_WIDTH, "numpy", 33)
-    monkeypatch.setitem(engine.GRAM_FROM_WIDTH_MIXED, "numpy", 33)
-    monkeypatch.setitem(engine.AUGMENTED_WIDTHS, "numpy", (33, 200))
+    take_cupy_routes(monkeypatch)
     fast, _ = study.simulate(p, 0, 80, np)
     assert not np.array_equal(fast["s1_M"], lapack["s1_M"])  # the fast routes did run
     for key in ("s1_M", "s1_Mo", "s1_A", "spectral_ratio"):

@@ -126,6 +126,17 @@ def choose_route(n: int, xp: ModuleType = np, well_conditioned: bool = True) -> 
     return "gram" if width is not None and n >= width else "lapack"
 
 
+def _stack_of_square_matrices(a, route: str, routes: tuple[str, ...], xp: ModuleType):
+    """`a` as float64 on xp, after the checks every entry point makes: the route is one of
+    `routes`, the array a stack of square matrices (samples, n, n)."""
+    if route not in routes:
+        raise ValueError(f"route: got {route!r}; allowed: {', '.join(routes)}")
+    a = xp.asarray(a, dtype=xp.float64)
+    if a.ndim != 3 or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"expected a stack of square matrices (samples, n, n), got shape {a.shape}")
+    return a
+
+
 def describe_routes(xp: ModuleType = np) -> list[str]:
     """What `auto` takes on this array module, one line per need (`svperturb info`)."""
     name = xp_name(xp)
@@ -332,11 +343,7 @@ def singular_values(a, xp: ModuleType = np, route: str = "auto", workers: int = 
             np.array_split(np.asarray(a), workers)))
         return Spectrum(*(np.concatenate([getattr(p, name) for p in parts]) if name != "route"
                           else parts[0].route for name in Spectrum.__dataclass_fields__))
-    if route not in ROUTES:
-        raise ValueError(f"route: got {route!r}; allowed: {', '.join(ROUTES)}")
-    a = xp.asarray(a, dtype=xp.float64)
-    if a.ndim != 3 or a.shape[-1] != a.shape[-2]:
-        raise ValueError(f"expected a stack of square matrices (samples, n, n), got shape {a.shape}")
+    a = _stack_of_square_matrices(a, route, ROUTES, xp)
     count, n = a.shape[0], a.shape[-1]
     chosen = choose_route(n, xp, well_conditioned) if route == "auto" else route
     square_error, absolute_error = xp.zeros(count), xp.zeros(count)
@@ -426,11 +433,7 @@ def largest_singular_values(a, xp: ModuleType = np, route: str = "auto"):
     rounding (0 for LAPACK's values). `route`: "lapack" the library SVD, "gram" the largest
     eigenvalue of A^T A with the s_1 certificate alone (singular and rank-one matrices pass too),
     LAPACK for the samples it cannot certify; "auto" as LARGEST_GRAM_FROM_WIDTH says."""
-    if route not in EXTREMES_ROUTES:
-        raise ValueError(f"route: got {route!r}; allowed: {', '.join(EXTREMES_ROUTES)}")
-    a = xp.asarray(a, dtype=xp.float64)
-    if a.ndim != 3 or a.shape[-1] != a.shape[-2]:
-        raise ValueError(f"expected a stack of square matrices (samples, n, n), got shape {a.shape}")
+    a = _stack_of_square_matrices(a, route, EXTREMES_ROUTES, xp)
     count, n = a.shape[0], a.shape[-1]
     width = LARGEST_GRAM_FROM_WIDTH[xp_name(xp)]
     chosen = ("gram" if width is not None and n >= width else "lapack") if route == "auto" else route
@@ -477,11 +480,7 @@ def extremes(a, xp: ModuleType = np, route: str = "auto") -> Extremes:
     of EXTREMES_ROUTES): "lapack" the whole spectrum, "gram" extreme_singular_values (proved per
     sample, LAPACK for the samples it cannot prove); "auto" the faster of the two for this n and
     array module."""
-    if route not in EXTREMES_ROUTES:
-        raise ValueError(f"route: got {route!r}; allowed: {', '.join(EXTREMES_ROUTES)}")
-    a = xp.asarray(a, dtype=xp.float64)
-    if a.ndim != 3 or a.shape[-1] != a.shape[-2]:
-        raise ValueError(f"expected a stack of square matrices (samples, n, n), got shape {a.shape}")
+    a = _stack_of_square_matrices(a, route, EXTREMES_ROUTES, xp)
     chosen = choose_extremes_route(a.shape[-1], xp) if route == "auto" else route
     if chosen == "gram" and len(a):
         return extreme_singular_values(a, xp)
