@@ -110,20 +110,24 @@ class Spectrum:
         e_star = xp.take_along_axis(error, star[:, None], axis=1)[:, 0]
         s1, e1 = self.values[:, 0], error[:, 0]
         with np.errstate(divide="ignore", invalid="ignore"):
-            relative = xp.where(e1 > 0, e1 / s1, 0.0) + xp.where(e_star > 0, e_star / s_star, 0.0)
-            return xp.where(relative > 0, (s1 / s_star) * relative
-                            / (1 - xp.where(e_star > 0, e_star / s_star, 0.0)), 0.0)
+            r1, r_star = xp.where(e1 > 0, e1 / s1, 0.0), xp.where(e_star > 0, e_star / s_star, 0.0)
+            return xp.where(r1 + r_star > 0, (s1 / s_star) * (r1 + r_star) / (1 - r_star), 0.0)
 
 
 def xp_name(xp: ModuleType) -> str:
     return "cupy" if xp.__name__.startswith("cupy") else "numpy"
 
 
+def _gram_or_lapack(table: dict, n: int, xp: ModuleType) -> str:
+    """"gram" where `table` (a smallest width per array module, None: never) says so, else "lapack"."""
+    width = table[xp_name(xp)]
+    return "gram" if width is not None and n >= width else "lapack"
+
+
 def choose_route(n: int, xp: ModuleType = np, well_conditioned: bool = True) -> str:
     """The route `auto` takes for n x n matrices on this array module, for a stack whose matrices
     are mostly well-conditioned or, with well_conditioned=False, maybe not."""
-    width = (GRAM_FROM_WIDTH if well_conditioned else GRAM_FROM_WIDTH_MIXED)[xp_name(xp)]
-    return "gram" if width is not None and n >= width else "lapack"
+    return _gram_or_lapack(GRAM_FROM_WIDTH if well_conditioned else GRAM_FROM_WIDTH_MIXED, n, xp)
 
 
 def _stack_of_square_matrices(a, route: str, routes: tuple[str, ...], xp: ModuleType):
@@ -232,6 +236,20 @@ def s1_certificate_likely(a, norm_product, xp: ModuleType = np, cautious: bool |
         return delta <= TOLERANCE_S1 * (lam - delta)
 
 
+def _proved(value, delta, tolerance: float):
+    """Whether a value known within `delta` is proved to the relative `tolerance`: value > delta
+    and delta <= tolerance (value - delta), so that |v^ - v| / v <= tolerance (NaN: never)."""
+    with np.errstate(invalid="ignore"):
+        return (value > delta) & (delta <= tolerance * (value - delta))
+
+
+def _square_root_error(lam, delta, xp: ModuleType):
+    """A bound on |sqrt(lam^) - s| where |lam^ - s^2| <= delta: delta / (sqrt(lam^) + s) with
+    s >= sqrt(max(lam^ - delta, 0))."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return delta / (xp.sqrt(xp.maximum(lam, 0)) + xp.sqrt(xp.maximum(lam - delta, 0)))
+
+
 def _certify(values, first, delta, structural, xp: ModuleType):
     """(values with structural zeros exact, certified): `values` (samples, n) decreasing estimates
     of s_i (or of s_i^2, with `first` their largest) within `delta` (samples,) each; certified
@@ -240,10 +258,8 @@ def _certify(values, first, delta, structural, xp: ModuleType):
     n = values.shape[-1]
     last = n - 1 - structural  # position of the smallest non-structural value
     smallest = xp.take_along_axis(values, xp.clip(last, 0, n - 1)[:, None], axis=1)[:, 0]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        certified = ((first > delta) & (smallest > delta) & (last >= 0)
-                     & (delta <= TOLERANCE_S1 * (first - delta))
-                     & (delta <= TOLERANCE_S_MIN * (smallest - delta)))
+    certified = (last >= 0) & _proved(first, delta, TOLERANCE_S1) & _proved(smallest, delta,
+                                                                            TOLERANCE_S_MIN)
     return xp.where(xp.arange(n)[None, :] > last[:, None], 0.0, values), certified
 
 
@@ -300,10 +316,11 @@ def gram_singular_values(a, sums: LineSums, xp: ModuleType = np):
     return xp.sqrt(xp.maximum(eigenvalues, 0)), certified, delta
 
 
-def augmented_singular_values(a, xp: ModuleType = np):
+def augmented_singular_values(a, xp: ModuleType = np, structural=None):
     """(values, certified, delta): the n largest eigenvalues of [[0, A], [A^T, 0]] (module
     docstring), structural zeros exact, whether each sample meets the contract, and its bound
-    delta on every |s^_i - s_i|. Values of uncertified samples are estimates."""
+    delta on every |s^_i - s_i|. Values of uncertified samples are estimates. `structural`, the
+    zero lines of each matrix (the larger count of rows and columns), if the caller has it."""
     count, n = a.shape[0], a.shape[-1]
     h = xp.zeros((count, 2 * n, 2 * n))
     h[:, :n, n:] = a
@@ -311,7 +328,8 @@ def augmented_singular_values(a, xp: ModuleType = np):
     values = symmetric_eigenvalues(h, xp)[:, :n]  # the n largest
     s1 = xp.abs(values[:, 0])
     delta = 2 * n * EPS * s1
-    structural = xp.maximum(*line_sums(a, xp).zero_lines())
+    if structural is None:
+        structural = xp.maximum(*line_sums(a, xp).zero_lines())
     values, certified = _certify(xp.maximum(values, 0), s1, delta, structural, xp)
     return values, certified, delta
 
@@ -353,6 +371,7 @@ def singular_values(a, xp: ModuleType = np, route: str = "auto", workers: int = 
                         square_error, absolute_error, augmented)
     values = xp.empty(a.shape[:-1], dtype=xp.float64)
     pending = xp.ones(count, dtype=bool)  # not yet certified
+    sums = None
     if chosen == "gram":
         # samples whose s_1 the Gram route is unlikely to certify (s1_certificate_likely, O(n^2))
         sums = line_sums(a, xp)
@@ -369,14 +388,18 @@ def singular_values(a, xp: ModuleType = np, route: str = "auto", workers: int = 
             square_error[hopeful] = xp.where(certified, delta, 0.0)
     if (chosen == "augmented" or (chosen == "gram" and tries_augmented(n, xp))) and bool(pending.any()):
         where = xp.nonzero(pending)[0]
-        aug_values, certified, delta = augmented_singular_values(a[where], xp)
-        values[where] = aug_values
+        sub = a[where]
+        structural = xp.maximum(*(line_sums(sub, xp) if sums is None else sums.take(where)).zero_lines())
+        aug_values, certified, delta = augmented_singular_values(sub, xp, structural)
+        refined, theta, error = _refine_the_smallest(sub, aug_values, certified, delta, structural, xp)
+        aug_values[refined, -1] = theta
+        certified[refined] = True
+        delta[refined] = error  # max(delta, the bound on s_n): a bound on every |s^_i - s_i|
         proved = where[certified]
+        values[where] = aug_values
         pending[proved], augmented[proved] = False, True
         absolute_error[proved] = delta[certified]
         square_error[proved] = delta[certified] * (2 * aug_values[certified, 0] + delta[certified])
-        _refine_the_smallest(a, where, aug_values, certified, delta, xp, values, pending,
-                             augmented, absolute_error, square_error)
     if bool(pending.all()):
         values = lapack_singular_values(a, xp)
     elif bool(pending.any()):
@@ -385,38 +408,26 @@ def singular_values(a, xp: ModuleType = np, route: str = "auto", workers: int = 
     return Spectrum(values, pending, chosen, square_error, absolute_error, augmented)
 
 
-def _refine_the_smallest(a, where, aug_values, certified, delta, xp, values, pending, augmented,
-                         absolute_error, square_error) -> None:
-    """Samples `where` whose augmented spectrum (aug_values, within delta) proves every s_i but
-    s_n, and that have no zero line: s_n by inverse iteration (extreme_singular_values), certified
-    by the Kato-Temple bound with s_(n-1) >= s^_(n-1) - delta. Where it proves s_n, the sample is
-    certified, with max(delta, s_n's bound) as its absolute error. This is kappa beyond the
-    augmented route's 1e-10 / (2 n eps) (2,300 at n = 100) with an isolated s_n: 12 % of W1 alone
-    at n = 100, which would otherwise loop through CuPy's SVD. Updates the arrays in place."""
-    n = a.shape[-1]
-    if n < 2 or bool(certified.all()):
-        return
-    zero_rows, zero_columns = line_sums(a[where], xp).zero_lines()
-    s1, after = aug_values[:, 0], aug_values[:, -2]
-    with np.errstate(invalid="ignore"):
-        bottom = (~certified & (zero_rows == 0) & (zero_columns == 0)
-                  & (delta <= TOLERANCE_S1 * (s1 - delta)) & (after - delta > 0)
-                  & (delta <= TOLERANCE_S_MIN * (after - delta)))
-    if not bool(bottom.any()):
-        return
+def _refine_the_smallest(a, aug_values, certified, delta, structural, xp: ModuleType):
+    """(indices, theta, error) for the matrices of `a` whose augmented spectrum (aug_values, each
+    within delta) proves every s_i but s_n, and that have no zero line (`structural` 0): s_n by
+    inverse iteration (extreme_singular_values), certified by the Kato-Temple bound with
+    s_(n-1) >= s^_(n-1) - delta; `indices` those where it is proved, `error` max(delta, the bound
+    on s_n). This is kappa beyond the augmented route's 1e-10 / (2 n eps) (2,300 at n = 100) with
+    an isolated s_n: 12 % of W1 alone at n = 100, which would otherwise loop through CuPy's SVD."""
+    none = xp.zeros(0, dtype=xp.int64)
+    if a.shape[-1] < 2 or bool(certified.all()):
+        return none, xp.zeros(0), xp.zeros(0)
+    after = aug_values[:, -2]
+    bottom = (~certified & (structural == 0) & _proved(aug_values[:, 0], delta, TOLERANCE_S1)
+              & _proved(after, delta, TOLERANCE_S_MIN))
     refine = xp.nonzero(bottom)[0]
-    sub = a[where[refine]]
+    if not len(refine):
+        return none, xp.zeros(0), xp.zeros(0)
+    sub = a[refine]
     next_low = (after[refine] - delta[refine]) * (1 - 2 * EPS)  # the subtraction's rounding
     theta, bound, proved = _inverse_iteration(sub, next_low, abs_norm_product(sub, xp), xp)
-    if not bool(proved.any()):
-        return
-    done = refine[proved]
-    samples = where[done]
-    error = xp.maximum(delta[done], bound[proved])
-    values[samples, -1] = theta[proved]
-    pending[samples], augmented[samples] = False, True
-    absolute_error[samples] = error
-    square_error[samples] = error * (2 * aug_values[done, 0] + error)
+    return refine[proved], theta[proved], xp.maximum(delta[refine[proved]], bound[proved])
 
 
 # --- s_1 only ---------------------------------------------------------------------------------
@@ -435,8 +446,7 @@ def largest_singular_values(a, xp: ModuleType = np, route: str = "auto"):
     LAPACK for the samples it cannot certify; "auto" as LARGEST_GRAM_FROM_WIDTH says."""
     a = _stack_of_square_matrices(a, route, EXTREMES_ROUTES, xp)
     count, n = a.shape[0], a.shape[-1]
-    width = LARGEST_GRAM_FROM_WIDTH[xp_name(xp)]
-    chosen = ("gram" if width is not None and n >= width else "lapack") if route == "auto" else route
+    chosen = _gram_or_lapack(LARGEST_GRAM_FROM_WIDTH, n, xp) if route == "auto" else route
     if chosen == "lapack" or count == 0:
         return lapack_singular_values(a, xp)[:, 0], xp.zeros(count)
     norm_product = abs_norm_product(a, xp)
@@ -448,11 +458,9 @@ def largest_singular_values(a, xp: ModuleType = np, route: str = "auto"):
         where = xp.nonzero(hopeful)[0]
         lam_1[where] = symmetric_eigenvalues(xp.swapaxes(a[where], -1, -2) @ a[where], xp)[:, 0]
     delta = gram_error_bound(norm_product, lam_1, n, xp)
-    with np.errstate(invalid="ignore"):
-        certified = (lam_1 > delta) & (delta <= TOLERANCE_S1 * (lam_1 - delta))
+    certified = _proved(lam_1, delta, TOLERANCE_S1)
     s1 = xp.sqrt(xp.maximum(lam_1, 0))
-    with np.errstate(divide="ignore", invalid="ignore"):  # |sqrt(l^) - s| <= delta / (s^ + s)
-        error = xp.where(certified, delta / (s1 + xp.sqrt(xp.maximum(lam_1 - delta, 0))), 0.0)
+    error = xp.where(certified, _square_root_error(lam_1, delta, xp), 0.0)
     rest = xp.nonzero(~certified)[0]
     if len(rest):
         s1[rest] = lapack_singular_values(a[rest], xp)[:, 0]
@@ -471,8 +479,7 @@ EXTREMES_GRAM_FROM_WIDTH = {"numpy": None, "cupy": 33}
 
 def choose_extremes_route(n: int, xp: ModuleType = np) -> str:
     """The route `extremes(route="auto")` takes for n x n matrices on this array module."""
-    width = EXTREMES_GRAM_FROM_WIDTH[xp_name(xp)]
-    return "gram" if width is not None and n >= max(width, 2) else "lapack"
+    return _gram_or_lapack(EXTREMES_GRAM_FROM_WIDTH, n, xp) if n >= 2 else "lapack"
 
 
 def extremes(a, xp: ModuleType = np, route: str = "auto") -> Extremes:
@@ -629,14 +636,12 @@ def extreme_singular_values(a, xp: ModuleType = np) -> Extremes:
     eigenvalues = symmetric_eigenvalues(xp.swapaxes(a, -1, -2) @ a, xp)
     delta = gram_error_bound(norm_product, eigenvalues[:, 0], n, xp)
     lam_1, lam_n, lam_next = eigenvalues[:, 0], eigenvalues[:, -1], eigenvalues[:, -2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s1_proved = (lam_1 > delta) & (delta <= TOLERANCE_S1 * (lam_1 - delta))
-        gram_proves_sn = (lam_n > delta) & (delta <= TOLERANCE_S_MIN * (lam_n - delta))
+    s1_proved = _proved(lam_1, delta, TOLERANCE_S1)
+    gram_proves_sn = _proved(lam_n, delta, TOLERANCE_S_MIN)
     s1 = xp.sqrt(xp.maximum(lam_1, 0))
     s_min = xp.sqrt(xp.maximum(lam_n, 0))
     route = xp.where(s1_proved & gram_proves_sn, 0, 2).astype(xp.int8)
-    with np.errstate(divide="ignore", invalid="ignore"):  # |sqrt(l^) - s| <= delta / (s^ + s)
-        error = xp.where(route == 0, delta / (s_min + xp.sqrt(xp.maximum(lam_n - delta, 0))), 0.0)
+    error = xp.where(route == 0, _square_root_error(lam_n, delta, xp), 0.0)
     refine = xp.nonzero(s1_proved & ~gram_proves_sn & (lam_next - delta > 0))[0]
     if len(refine):
         # s_(n-1) >= sqrt(lambda_(n-1) - delta), the square root's rounding taken off
