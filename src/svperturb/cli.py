@@ -75,7 +75,7 @@ def parse_point(text: str, study: str) -> dict:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from svperturb import ensembles, io, parallel
     from svperturb.backend import select_backend
-    from svperturb.studies import block_size_for, get_study
+    from svperturb.studies import block_size_for, get_study, spectra_rows
 
     study = get_study(args.study)
     point = {**parse_point(args.point, args.study), **inner_values(args, args.study)}
@@ -116,7 +116,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         "command": " ".join(sys.argv),
         **{f"version_{k}": v for k, v in io.software_versions().items()},
     }
-    n_spectra = max(0, min(args.keep_spectra, stop) - start)
+    n_spectra = spectra_rows(start, stop, args.keep_spectra)
     if not here.is_root:  # rank 0 gathers and writes; the others compute their blocks
         parallel.simulate_range_ranks(args.study, point, start, stop, block_size, backend.xp,
                                       lambda *block: None, here, args.keep_spectra)

@@ -379,6 +379,8 @@ def _merge_point(out: AtomicHDF5, point: str, parts, samples: int, finite: tuple
     group.attrs["compute_seconds"] = float(sum(p[3].get("wall_seconds", 0.0) for p in parts))
     versions = sorted({str(p[3].get("version_svperturb")) for p in parts} - {__version__})
     group.attrs["version_mismatch"] = ", ".join(versions)  # empty unless merged with force
+    from svperturb.studies import spectra_rows
+
     keep = first_attrs["keep_spectra"]
     layout: dict[str, tuple] = {}
     faults = []
@@ -391,10 +393,10 @@ def _merge_point(out: AtomicHDF5, point: str, parts, samples: int, finite: tuple
                     raise ShardError(f"{shard}: no dataset 'fault'; regenerate it: "
                                      f"{regenerate_command(shard)}")
                 for name, (shape, dtype) in layout.items():
-                    rows = min(keep, samples) if name.startswith("spectra/") else samples
+                    rows = spectra_rows(0, samples, keep) if name.startswith("spectra/") else samples
                     out.dataset(f"{point}/{name}", (rows, *shape[1:]), dtype)
             data = {name: _read_dataset(fh, shard, name, parts[0][2]) for name in layout}
-        _check_shard_data(shard, data, stop - start, max(0, min(keep, stop) - start), finite)
+        _check_shard_data(shard, data, stop - start, spectra_rows(start, stop, keep), finite)
         faults.extend((start + int(i), int(data["fault"][i])) for i in np.flatnonzero(data["fault"]))
         for name, values in data.items():  # spectra rows are the first samples, as is the shard's
             out.datasets[f"{point}/{name}"][start : start + len(values)] = values
