@@ -165,11 +165,13 @@ def bench_routes(widths, xp: ModuleType, workers: int, repeats: int, scale: floa
 
 
 def bench_extremes(widths, xp: ModuleType, repeats: int, scale: float,
-                   seconds: float = 2.0) -> list[dict]:
-    """s_1 and s_n of unit-variance K_n (kappa ~ n: the Gram route alone proves few s_n):
-    the naive SVD against engine.extremes on the Gram route with inverse iteration, with how each
-    sample was proved, and which of the two engine.extremes takes (the unit_variance study)."""
-    rows = []
+                   seconds: float = 2.0) -> tuple[list[dict], list[dict]]:
+    """(rows, stages). rows: s_1 and s_n of unit-variance K_n (kappa ~ n: the Gram route alone
+    proves few s_n), the naive SVD against engine.extremes on the Gram route with inverse
+    iteration, with how each sample was proved, and which of the two engine.extremes takes (the
+    unit_variance study). stages: where that route's time goes (extremes_stages), on the same
+    batch."""
+    rows, stages = [], []
     rng = np.random.default_rng(1)
     for n in widths:
         count = batch_size(n, scale, xp)
@@ -197,9 +199,11 @@ def bench_extremes(widths, xp: ModuleType, repeats: int, scale: float,
                          "by_inverse_iteration": float(np.mean(route == 1))
                          if route is not None else 0.0,
                          "auto_takes": engine.choose_extremes_route(n, xp)})
-        log.info("K_n extremes n = %d: naive %.0f/s, engine %.0f/s", n, rows[-2]["matrices_per_s"],
-                 rows[-1]["matrices_per_s"])
-    return rows
+        naive_rate, route_rate = rows[-2]["matrices_per_s"], rows[-1]["matrices_per_s"]
+        log.info("K_n extremes n = %d: naive %.0f/s, engine %.0f/s", n, naive_rate, route_rate)
+        if n >= 2:
+            stages += extremes_stages(device, xp, repeats, seconds, route_rate, naive_rate)
+    return rows, stages
 
 
 def _prefix_of_split(split, count: int):
@@ -207,7 +211,7 @@ def _prefix_of_split(split, count: int):
     return [p[:count] for p in parts], bits, row_tail[:count], row_norm[:count]
 
 
-def _extremes_stages(a, xp: ModuleType) -> dict[str, Callable]:
+def _extremes_calls(a, xp: ModuleType) -> dict[str, Callable]:
     """The calls engine.extremes (route gram) makes, each as a function of a prefix of `a`."""
     n = a.shape[-1]
     gram = xp.swapaxes(a, -1, -2) @ a
@@ -221,7 +225,6 @@ def _extremes_stages(a, xp: ModuleType) -> dict[str, Callable]:
         return (x @ u[..., None])[..., 0]
 
     return {
-        "engine.extremes (route gram), whole": lambda part: engine.extremes(part, xp, "gram"),
         "sums of abs(A) (norms, zero lines)": lambda part: engine.line_sums(part, xp),
         "Gram product A^T A": lambda part: xp.swapaxes(part, -1, -2) @ part,
         "eigvalsh of A^T A": lambda part: xp.linalg.eigvalsh(gram[: len(part)]),
@@ -230,30 +233,26 @@ def _extremes_stages(a, xp: ModuleType) -> dict[str, Callable]:
         "row slices of A (once)": lambda part: engine.split_rows(part, xp),
         "split product (each certificate)": lambda part: engine.exact_matvec(
             _prefix_of_split(split, len(part)), v[: len(part)], xp),
-        "library SVD (naive)": lambda part: xp.linalg.svd(part, compute_uv=False),
     }
 
 
-def bench_stages(widths, xp: ModuleType, repeats: int, scale: float,
-                 seconds: float = 2.0) -> list[dict]:
-    """Where the time of engine.extremes (route gram) goes: each library call it makes, timed alone
-    on the batch of unit-variance K_n of bench_extremes, as matrices/s and as the share of the
-    route's time that one call on every matrix takes (the route's rate over the stage's). The
-    iteration step and the split product recur (up to 96 and 6 times) for the samples still
-    unproved."""
-    rows = []
-    for n in (n for n in widths if n >= 2):
-        a = xp.asarray(unit_variance_matrices(2, "bench", n, "gaussian", 0, batch_size(n, scale, xp)))
-        route_rate = None
-        for name, run in _extremes_stages(a, xp).items():
-            timed_count, best, _ = timed_prefix(run, a, xp, repeats, seconds)
-            rate = timed_count / best
-            route_rate = rate if route_rate is None else route_rate
-            rows.append({"stage": name, "n": n, "matrices_per_s": rate,
-                         "share_of_route": route_rate / rate})
-        log.info("extremes stages n = %d: %s", n, ", ".join(
-            f"{r['stage']} {r['share_of_route']:.2f}" for r in rows if r["n"] == n))
-    return rows
+def extremes_stages(a, xp: ModuleType, repeats: int, seconds: float, route_rate: float,
+                    naive_rate: float) -> list[dict]:
+    """Where the time of engine.extremes (route gram, `route_rate` matrices/s on `a`) goes: each
+    library call it makes, timed alone on `a`, as matrices/s and as the share of the route's time
+    that one call on every matrix takes (the route's rate over the call's); the library SVD
+    (`naive_rate`) for scale. The iteration step and the split product recur (up to 96 and 6
+    times) for the samples still unproved."""
+    n = a.shape[-1]
+    rates = {"engine.extremes (route gram), whole": route_rate}
+    for name, run in _extremes_calls(a, xp).items():
+        timed_count, best, _ = timed_prefix(run, a, xp, repeats, seconds)
+        rates[name] = timed_count / best
+    rates["library SVD (naive)"] = naive_rate
+    log.info("extremes stages n = %d: %s", n, ", ".join(
+        f"{name} {route_rate / rate:.2f}" for name, rate in rates.items()))
+    return [{"stage": name, "n": n, "matrices_per_s": rate, "share_of_route": route_rate / rate}
+            for name, rate in rates.items()]
 
 
 def bench_draws(widths, xp: ModuleType, threads: int, repeats: int, scale: float) -> list[dict]:

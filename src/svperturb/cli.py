@@ -250,8 +250,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     end_to_end = (bench.bench_end_to_end(args.end_to_end_width, backend.xp, args.threads,
                                          args.repeats, args.scale, args.seconds)
                   if args.end_to_end_width else [])
-    extremes = bench.bench_extremes(args.widths, backend.xp, args.repeats, args.scale, args.seconds)
-    stages = bench.bench_stages(args.widths, backend.xp, args.repeats, args.scale, args.seconds)
+    extremes, stages = bench.bench_extremes(args.widths, backend.xp, args.repeats, args.scale,
+                                            args.seconds)
     draws = bench.bench_draws(args.widths, backend.xp, args.threads, args.repeats, args.scale)
     table = bench.format_table(rows, end_to_end, backend.device, extremes, draws, stages)
     print(table)
