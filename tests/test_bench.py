@@ -98,3 +98,18 @@ def test_a_gpu_batch_fits_half_the_free_device_memory():
     assert released
     assert batch_size(5, 1.0, fake) == GPU_CAP  # small matrices: the work cap
     assert batch_size(100) == 300  # the CPU's: work only, no device
+
+
+def test_on_cupys_routes_the_stages_time_the_eigenvalue_kernel_beside_the_librarys(cupy_routes):
+    """Where the engine calls svperturb's eigenvalue kernel (from n = 33 on CuPy; its C build
+    here), the stages table times it beside the library's eigvalsh, on the same Gram matrices."""
+    import numpy as np
+
+    from svperturb.bench import _extremes_calls
+
+    a = np.random.default_rng(0).standard_normal((6, 33, 33))
+    calls = _extremes_calls(a, np)
+    kernel, library = calls["eigenvalues of A^T A by svperturb's kernel"], calls["eigvalsh of A^T A"]
+    np.testing.assert_allclose(kernel(a)[:, ::-1], library(a), rtol=0,
+                               atol=2 * 33 * np.finfo(float).eps * np.abs(library(a)).max())
+    assert "eigenvalues of A^T A by svperturb's kernel" not in _extremes_calls(a[:, :32, :32], np)

@@ -86,3 +86,5 @@ def test_a_shard_drawn_on_three_threads_equals_the_one_drawn_on_one(tmp_path, ca
         assert {"s_min", "spectra/singular_values"} <= set(keys)
         for key in keys:
             np.testing.assert_array_equal(three[key][()], one[key][()], err_msg=key)
+        # provenance: the array module, the device and the symmetric eigensolver
+        assert (one.attrs["backend"], one.attrs["eigensolver"]) == ("numpy", "the library's")

@@ -11,7 +11,7 @@ import pytest
 import scipy.linalg
 
 from conftest import reference_singular_values, take_cupy_routes
-from svperturb import engine
+from svperturb import eigenvalue_kernel, engine
 from svperturb.backend import to_host
 from svperturb.ensembles import activation_pattern, unit_variance_matrices, weight_std
 from svperturb.spectra import rank_tolerance, smallest_nonzero_singular_value
@@ -655,7 +655,7 @@ def test_the_condition_number_error_covers_the_fast_routes_error(kind, monkeypat
     assert not engine.singular_values(a, np, "lapack").condition_number_error(np).any()
 
 
-def test_svperturb_info_says_which_route_auto_takes_on_each_backend(capsys):
+def test_svperturb_info_says_which_route_auto_takes_on_each_backend(capsys, monkeypatch):
     from svperturb.cli import main
 
     assert main(["info", "--backend", "numpy"]) == 0
@@ -664,6 +664,8 @@ def test_svperturb_info_says_which_route_auto_takes_on_each_backend(capsys):
     assert "  all singular values: lapack below n = 16, gram from it\n" in printed
     assert "(ConvNet layers): lapack at every n\n" in printed
     assert "  a priori s_1 filter: cautious\n" in printed
+    assert "  symmetric eigenvalues: the library's\n" in printed
+    monkeypatch.setattr(eigenvalue_kernel, "kernel_available", lambda xp: True)
     on_cupy = engine.describe_routes(type(np)("cupy"))
     assert on_cupy == [
         "all singular values: lapack below n = 33, gram from it",
@@ -672,7 +674,12 @@ def test_svperturb_info_says_which_route_auto_takes_on_each_backend(capsys):
         "uncertified samples: augmented for 33 <= n <= 200, then lapack",
         "s_1, s_n, s_*: lapack below n = 33, gram + inverse iteration from it",
         "s_1 alone: lapack below n = 33, gram from it",
-        "a priori s_1 filter: estimate"]
+        "a priori s_1 filter: estimate",
+        ("symmetric eigenvalues: svperturb's kernel for 33 <= n <= 400 on 4096 matrices or more, "
+         "the library's otherwise")]
+    monkeypatch.setattr(eigenvalue_kernel, "kernel_available", lambda xp: False)
+    assert engine.describe_routes(type(np)("cupy"))[-1].startswith(
+        "symmetric eigenvalues: the library's (would be svperturb's kernel")
 
 
 def test_beyond_the_augmented_routes_kappa_inverse_iteration_proves_s_n(

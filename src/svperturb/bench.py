@@ -21,7 +21,7 @@ from types import ModuleType
 import numpy as np
 import scipy.linalg
 
-from svperturb import engine, ensembles
+from svperturb import eigenvalue_kernel, engine, ensembles
 from svperturb.backend import to_host
 from svperturb.ensembles import unit_variance_matrices, weight_std
 from svperturb.spectra import add_identity, smallest_nonzero_singular_value, symmetric_part_extremes
@@ -224,7 +224,7 @@ def _extremes_calls(a, xp: ModuleType) -> dict[str, Callable]:
         u = (xp.swapaxes(x, -1, -2) @ v[: len(part), :, None])[..., 0]
         return (x @ u[..., None])[..., 0]
 
-    return {
+    calls = {
         "sums of abs(A) (norms, zero lines)": lambda part: engine.line_sums(part, xp),
         "Gram product A^T A": lambda part: xp.swapaxes(part, -1, -2) @ part,
         "eigvalsh of A^T A": lambda part: xp.linalg.eigvalsh(gram[: len(part)]),
@@ -234,6 +234,10 @@ def _extremes_calls(a, xp: ModuleType) -> dict[str, Callable]:
         "split product (each certificate)": lambda part: engine.exact_matvec(
             _prefix_of_split(split, len(part)), v[: len(part)], xp),
     }
+    if engine.uses_eigenvalue_kernel(len(a), n, xp):  # what the engine calls instead of eigvalsh
+        calls["eigenvalues of A^T A by svperturb's kernel"] = (
+            lambda part: eigenvalue_kernel.symmetric_eigenvalues_by_kernel(gram[: len(part)], xp))
+    return calls
 
 
 def extremes_stages(a, xp: ModuleType, repeats: int, seconds: float, route_rate: float,

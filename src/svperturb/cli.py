@@ -73,7 +73,7 @@ def parse_point(text: str, study: str) -> dict:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from svperturb import ensembles, io, parallel
+    from svperturb import engine, ensembles, io, parallel
     from svperturb.backend import select_backend
     from svperturb.studies import block_size_for, get_study, spectra_rows
 
@@ -108,6 +108,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         "format_version": io.FORMAT_VERSION,
         "backend": backend.name,
         "device": backend.device,
+        "eigensolver": engine.describe_eigensolver(backend.xp),
         "hostname": socket.gethostname(),
         "ranks": here.size,
         # under SLURM: the job and the step (a number when srun started the ranks, else absent)

@@ -46,6 +46,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from svperturb import eigenvalue_kernel
 from svperturb.spectra import numerical_rank, smallest_nonzero_singular_value
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,20 @@ def describe_routes(xp: ModuleType = np) -> list[str]:
         f"s_1, s_n, s_*: {from_width(EXTREMES_GRAM_FROM_WIDTH[name], 'gram + inverse iteration')}",
         f"s_1 alone: {from_width(LARGEST_GRAM_FROM_WIDTH[name], 'gram')}",
         f"a priori s_1 filter: {'cautious' if CAUTIOUS_S1_FILTER[name] else 'estimate'}",
+        f"symmetric eigenvalues: {describe_eigensolver(xp)}",
     ]
+
+
+def describe_eigensolver(xp: ModuleType = np) -> str:
+    """Which eigensolver symmetric_eigenvalues calls on this array module (EIGENVALUE_KERNEL)."""
+    table = EIGENVALUE_KERNEL[xp_name(xp)]
+    if table is None:
+        return "the library's"
+    kernel = (f"svperturb's kernel for {table[0]} <= n <= {table[1]} on {table[2]} matrices or "
+              "more, the library's otherwise")
+    if not eigenvalue_kernel.kernel_available(xp):
+        return f"the library's (would be {kernel}, but the kernel does not compile here)"
+    return kernel
 
 
 def lapack_singular_values(a, xp: ModuleType = np):
@@ -284,9 +298,27 @@ def isolating_failures(compute, stack, what: str, xp: ModuleType = np, vectors: 
                                for part in (stack[:half], stack[half:])])
 
 
+# Where symmetric_eigenvalues calls svperturb's own batched kernel (eigenvalue_kernel: one GPU
+# thread per matrix) instead of the library's eigensolver: (smallest n, largest n, fewest matrices),
+# None: never. Design estimates, not yet measured on a GPU (svperturb bench times both in its stages
+# table): above n = 32 cuSOLVER's batched eigensolver is the engine's bottleneck (SPEC section 4),
+# while the kernel's cost grows as n^3 per thread and needs thousands of matrices to fill the GPU.
+EIGENVALUE_KERNEL = {"numpy": None, "cupy": (33, 400, 4096)}
+
+
+def uses_eigenvalue_kernel(count: int, n: int, xp: ModuleType = np) -> bool:
+    """Whether symmetric_eigenvalues takes the kernel for `count` matrices n x n (EIGENVALUE_KERNEL,
+    and the kernel compiles here)."""
+    table = EIGENVALUE_KERNEL[xp_name(xp)]
+    return (table is not None and table[0] <= n <= table[1] and count >= table[2]
+            and eigenvalue_kernel.kernel_available(xp))
+
+
 def symmetric_eigenvalues(matrices, xp: ModuleType = np):
     """Eigenvalues (samples, n) of each symmetric matrix of the stack, decreasing; NaN for a
-    matrix on which the eigensolver fails (isolating_failures)."""
+    matrix on which the eigensolver fails (isolating_failures; the kernel marks its own)."""
+    if uses_eigenvalue_kernel(len(matrices), matrices.shape[-1], xp):
+        return eigenvalue_kernel.symmetric_eigenvalues_by_kernel(matrices, xp)
     return isolating_failures(lambda m: xp.linalg.eigvalsh(m)[:, ::-1], matrices,
                               "symmetric eigensolver", xp)
 

@@ -1,7 +1,8 @@
 """HDF5 layout: shards written atomically, validated and merged into one file per study.
 
 Shard `results/shards/<study>/<point>/shard-<k>.h5`:
-  attrs      provenance (study, point, sample range, seed, data hash, backend, device, versions, wall time)
+  attrs      provenance (study, point, sample range, seed, data hash, backend, device, eigensolver,
+             versions, wall time)
   /<name>    per-sample arrays, first axis = samples of the shard, in sample order
   /spectra/<name>  full spectra of the samples whose global index is below `keep_spectra`
 Merged `results/<study>.h5`: one group per grid point, named by its path
