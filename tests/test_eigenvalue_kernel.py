@@ -168,3 +168,16 @@ def test_on_the_gpu_the_kernel_meets_the_bound_and_agrees_with_its_c_build(n):
         reference = np.linalg.eigvalsh(stack)[:, ::-1]
         assert_within_twice_the_bound(ours, reference, n, f"{kind}, n = {n}, GPU")
         assert_within_twice_the_bound(ours, on_cpu(stack), n, f"{kind}, n = {n}, GPU vs C")
+
+
+@pytest.mark.skipif(kernel_on_cpu.cxx_compiler() is None, reason="needs a C++ compiler")
+@pytest.mark.parametrize("count", [1, 128, 300])
+def test_the_cuda_branch_launched_as_cupy_launches_it_equals_the_c_build(monkeypatch, count):
+    """symmetric_eigenvalues_by_kernel with the kernel's CUDA branch (thread indices emulated) in
+    place of CuPy's compiled kernel: its grid covers every matrix (300 = 2 full blocks of 128 and
+    a partial one, whose idle threads must write nothing), its arguments are what the kernel
+    takes, and each matrix gets the C build's eigenvalues bit for bit."""
+    monkeypatch.setattr(eigenvalue_kernel, "_compiled", lambda: kernel_on_cpu.cuda_emulation)
+    stack = symmetric_stacks(34, count=count)["Gram of ResNet W1 + I"]
+    np.testing.assert_array_equal(eigenvalue_kernel.symmetric_eigenvalues_by_kernel(stack, np),
+                                  on_cpu(stack, chunk=count))
