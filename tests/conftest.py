@@ -61,19 +61,21 @@ ROUTE_TABLES = ("GRAM_FROM_WIDTH", "GRAM_FROM_WIDTH_MIXED", "AUGMENTED_WIDTHS",
 def take_cupy_routes(monkeypatch) -> None:
     """From now on (in this test), NumPy takes every route that the engine's `auto` takes on CuPy
     (each table's cupy entry), so that the GPU's code paths run, and are checked, here; the GPU's
-    eigenvalue kernel runs as its C build (kernel_on_cpu) where a C compiler is."""
+    spectra kernels run as their C build (kernel_on_cpu) where a C compiler is."""
     from svperturb import eigenvalue_kernel, engine
 
     for name in ROUTE_TABLES:
         table = getattr(engine, name)
         monkeypatch.setitem(table, "numpy", table["cupy"])
     if kernel_on_cpu.compiler() is not None:
-        # the GPU's eigenvalue kernel, compiled as C, at CuPy's widths and on any batch
+        # the GPU's spectra kernels, compiled as C, at CuPy's widths and on any batch
         smallest, largest, _ = engine.EIGENVALUE_KERNEL["cupy"]
         monkeypatch.setitem(engine.EIGENVALUE_KERNEL, "numpy", (smallest, largest, 1))
         monkeypatch.setattr(eigenvalue_kernel, "kernel_available", lambda xp: True)
         monkeypatch.setattr(eigenvalue_kernel, "symmetric_eigenvalues_by_kernel",
                             kernel_on_cpu.symmetric_eigenvalues_on_cpu)
+        monkeypatch.setattr(eigenvalue_kernel, "singular_values_by_kernel",
+                            kernel_on_cpu.singular_values_on_cpu)
 
 
 @pytest.fixture

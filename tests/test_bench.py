@@ -61,7 +61,8 @@ def test_bench_measures_the_extremes_route_on_unit_variance_matrices(tmp_path, c
 
 
 def test_a_method_too_slow_for_the_batch_is_timed_on_a_prefix_of_it():
-    """The GPU's naive SVD loops over matrices above n = 32: it gets as many as fit in `seconds`."""
+    """The GPU's naive SVD loops over matrices above n = 32: it gets as many as fit in `seconds`;
+    a kernel whose cost hardly grows with the batch gets the whole batch."""
     import time
 
     import numpy as np
@@ -78,6 +79,13 @@ def test_a_method_too_slow_for_the_batch_is_timed_on_a_prefix_of_it():
     assert PROBE <= count <= 200 and result == count and best >= 1e-3 * count
     count, _, result = timed_prefix(lambda part: len(part), stack, np, repeats=1, seconds=0.2)
     assert count == result == 1000
+
+    def kernel(part):  # a GPU kernel, one thread per matrix: 40 ms up to 500 matrices, then linear
+        time.sleep(0.04 * max(1.0, len(part) / 500))
+        return len(part)
+
+    count, _, result = timed_prefix(kernel, stack, np, repeats=1, seconds=0.2)
+    assert count == result == 1000  # not 0.2 / (40 ms / 8) = 40 matrices, as a probe of 8 says
 
 
 def test_a_gpu_batch_fits_half_the_free_device_memory():
@@ -113,3 +121,20 @@ def test_on_cupys_routes_the_stages_time_the_eigenvalue_kernel_beside_the_librar
     np.testing.assert_allclose(kernel(a)[:, ::-1], library(a), rtol=0,
                                atol=2 * 33 * np.finfo(float).eps * np.abs(library(a)).max())
     assert "eigenvalues of A^T A by svperturb's kernel" not in _extremes_calls(a[:, :32, :32], np)
+
+
+def test_where_the_kernels_run_the_routes_table_times_them_beside_the_librarys_calls(cupy_routes):
+    """svperturb's kernels (their C build here) and the library calls they replace, raw: the Gram
+    route's eigenvalues within its error bound (kappa ~ 2 here), the augmented ones within 4n eps s_1
+    relative to s_*."""
+    import numpy as np
+
+    from svperturb.bench import bench_routes
+
+    rows = {r["method"]: r for r in bench_routes([33], np, workers=1, repeats=1, scale=0.02,
+                                                 seconds=0.5) if r["method"].startswith("raw")}
+    assert sorted(rows) == ["raw augmented, library eigvalsh", "raw augmented, svperturb kernel",
+                            "raw gram, library eigvalsh", "raw gram, svperturb kernel"]
+    for row in rows.values():
+        assert row["matrices_per_s"] > 0 and row["max_rel_err_s1"] <= 1e-12
+        assert row["max_rel_err_s_min"] <= 1e-10

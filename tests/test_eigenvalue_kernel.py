@@ -1,8 +1,10 @@
-"""svperturb's batched eigenvalue kernel (eigenvalue_kernel.cu): run here as its C build
+"""svperturb's batched spectra kernels (eigenvalue_kernel.cu): run here as their C build
 (kernel_on_cpu), on a GPU through CuPy. The engine's certificates assume of any symmetric
-eigensolver a backward error of at most n eps ||G||_2 (engine module docstring), so the kernel's
-eigenvalues must lie within 2 n eps ||G||_2 of LAPACK's (each within n eps ||G||_2 of the exact
-ones)."""
+eigensolver a backward error of at most n eps ||G||_2 (engine module docstring), so the symmetric
+kernel's eigenvalues must lie within 2 n eps ||G||_2 of LAPACK's (each within n eps ||G||_2 of the
+exact ones); of the singular-value kernel they assume 3n eps ||A||_2 (the bidiagonalization's n,
+the QR steps' 2n on the 2n x 2n tridiagonal), so its values must lie within (3n + n) eps s_1 of
+LAPACK's."""
 
 from __future__ import annotations
 
@@ -21,15 +23,20 @@ pytestmark = pytest.mark.skipif(kernel_on_cpu.compiler() is None, reason="needs 
 
 EPS = np.finfo(np.float64).eps
 on_cpu = kernel_on_cpu.symmetric_eigenvalues_on_cpu
+svd_on_cpu = kernel_on_cpu.singular_values_on_cpu
+
+
+def assert_within(ours, reference, p: float, what: str) -> None:
+    """|ours - reference| <= p eps ||G||_2 for every value (||G||_2 the largest |reference|)."""
+    bound = p * EPS * np.abs(reference).max(axis=1, keepdims=True)
+    excess = np.abs(ours - reference) / np.where(bound > 0, bound, np.inf)
+    assert np.all(np.abs(ours - reference) <= bound), (
+        f"{what}: error {np.nanmax(excess):.2f} times {p} eps ||G||")
 
 
 def assert_within_twice_the_bound(ours, reference, p: float, what: str) -> None:
-    """|ours - reference| <= 2 p eps ||G||_2 for every eigenvalue (||G||_2 the largest |lambda|):
-    both within the backward-error bound p eps ||G||_2 of the exact eigenvalues."""
-    bound = 2 * p * EPS * np.abs(reference).max(axis=1, keepdims=True)
-    excess = np.abs(ours - reference) / np.where(bound > 0, bound, np.inf)
-    assert np.all(np.abs(ours - reference) <= bound), (
-        f"{what}: error {np.nanmax(excess):.2f} times 2 p eps ||G||")
+    """Both within the backward-error bound p eps ||G||_2 of the exact eigenvalues."""
+    assert_within(ours, reference, 2 * p, what)
 
 
 def gram(a: np.ndarray) -> np.ndarray:
@@ -82,9 +89,61 @@ def test_small_widths_are_correct_to_rounding(n):
         assert_within_twice_the_bound(on_cpu(stack), reference, 5 * n, f"{kind}, n = {n}")
 
 
+def general_stacks(n: int, count: int = 12) -> dict[str, np.ndarray]:
+    """The matrices whose singular values the engine's augmented route computes, and harder ones."""
+    rng = np.random.default_rng(n + 1)
+    k_n = rng.standard_normal((count, n, n))
+    w = unit_variance_matrices(6, "kernel", n, "gaussian", 0, count) * weight_std(n, 2.0)
+    q = np.linalg.qr(rng.standard_normal((count, n, n)))[0]
+    graded = 10.0 ** -np.linspace(0, 12, n)  # kappa 1e12
+    rank = max(1, n // 3)
+    return {
+        "K_n": k_n,
+        "ResNet W1 + I": add_identity(w, 1.0),
+        "W1 alone": w,
+        "ConvNet layer (zero rows)": k_n * (rng.random((count, n, 1)) < 0.5),
+        "ReLU pattern (zero columns)": k_n * (rng.random((count, 1, n)) < 0.5),
+        "rank n / 3": k_n[:, :, :rank] @ rng.standard_normal((count, rank, n)),
+        "Q diag(graded) Q'": (q * graded[None, None, :]) @ np.swapaxes(q[::-1], -1, -2),
+        "upper triangular": np.triu(k_n),
+        "bidiagonal already": np.triu(np.tril(k_n, 1)),
+        "zero": np.zeros((count, n, n)),
+        "tiny (1e-200 K_n)": 1e-200 * k_n,
+        "huge (1e200 K_n)": 1e200 * k_n,
+    }
+
+
+@pytest.mark.parametrize("n", [33, 64, 100, 200])
+def test_singular_values_lie_within_the_engines_bound_of_lapack(n):
+    """Within (3n + n) eps s_1 of LAPACK's gesdd at the widths where the engine calls the kernel."""
+    for kind, stack in general_stacks(n, count=40).items():
+        ours = svd_on_cpu(stack)
+        assert np.all(np.diff(ours, axis=1) <= 0), kind
+        assert_within(ours, np.linalg.svd(stack, compute_uv=False), 4 * n, f"{kind}, n = {n}")
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8])
+def test_small_singular_values_are_correct_to_rounding(n):
+    """As test_small_widths_are_correct_to_rounding: 10 n eps s_1."""
+    for kind, stack in general_stacks(n, count=40).items():
+        assert_within(svd_on_cpu(stack), np.linalg.svd(stack, compute_uv=False), 10 * n,
+                      f"{kind}, n = {n}")
+
+
+def test_the_singular_value_kernel_returns_the_augmented_matrixs_eigenvalues_in_pairs():
+    """All 2n values are the eigenvalues of [[0, A], [A^T, 0]], +-s_i, each within 4n eps s_1 of
+    LAPACK's eigenvalues of the formed matrix."""
+    n = 30
+    a = general_stacks(n, count=20)["K_n"]
+    h = np.block([[np.zeros_like(a), a], [np.swapaxes(a, -1, -2), np.zeros_like(a)]])
+    assert_within(kernel_on_cpu.all_values_on_cpu(a), np.linalg.eigvalsh(h)[:, ::-1], 4 * n,
+                  "augmented")
+
+
 def test_hand_cases():
     """[[2, 1], [1, 2]]: 3 and 1; the second-difference matrix tridiag(-1, 2, -1) of order 3:
-    2 + sqrt(2), 2, 2 - sqrt(2); a diagonal matrix: its diagonal, sorted, exactly."""
+    2 + sqrt(2), 2, 2 - sqrt(2); a diagonal matrix: its diagonal, sorted, exactly. Singular values:
+    [[1, 1], [0, 1]] has the golden ratio phi and 1 / phi; a diagonal matrix |its diagonal|."""
     np.testing.assert_allclose(on_cpu(np.array([[[2.0, 1.0], [1.0, 2.0]]]))[0], [3.0, 1.0],
                                rtol=0, atol=4 * EPS * 3)
     second = np.array([[[2.0, -1.0, 0.0], [-1.0, 2.0, -1.0], [0.0, -1.0, 2.0]]])
@@ -92,38 +151,56 @@ def test_hand_cases():
                                rtol=0, atol=6 * EPS * 4)
     diagonal = np.diag([0.5, -3.0, 7.0, 0.0, 1e-30])[None]
     np.testing.assert_array_equal(on_cpu(diagonal)[0], [7.0, 0.5, 1e-30, 0.0, -3.0])
+    phi = (1 + np.sqrt(5)) / 2
+    np.testing.assert_allclose(svd_on_cpu(np.array([[[1.0, 1.0], [0.0, 1.0]]]))[0],
+                               [phi, 1 / phi], rtol=0, atol=8 * EPS * phi)
+    np.testing.assert_allclose(svd_on_cpu(diagonal)[0], [7.0, 3.0, 0.5, 1e-30, 0.0], rtol=0,
+                               atol=10 * EPS * 7)
 
 
-def test_each_matrix_is_independent_of_its_neighbours_and_of_the_batch():
+KERNELS = {"symmetric": (on_cpu, symmetric_stacks), "singular": (svd_on_cpu, general_stacks)}
+
+
+@pytest.mark.parametrize("kernel", sorted(KERNELS))
+def test_each_matrix_is_independent_of_its_neighbours_and_of_the_batch(kernel):
     """The layout puts entry k of every matrix side by side (stride = the batch); each matrix's
     arithmetic must not depend on it: one at a time, 8 and 37 (odd stride) per call agree bit for
     bit."""
-    stack = symmetric_stacks(40, count=74)["Gram of ResNet W1 + I"]
-    one = on_cpu(stack, chunk=1)
-    np.testing.assert_array_equal(on_cpu(stack, chunk=8), one)
-    np.testing.assert_array_equal(on_cpu(stack, chunk=37), one)
+    run, stacks = KERNELS[kernel]
+    stack = np.concatenate(list(stacks(40, count=6).values()))
+    one = run(stack, chunk=1)
+    np.testing.assert_array_equal(run(stack, chunk=8), one)
+    np.testing.assert_array_equal(run(stack, chunk=37), one)
 
 
+@pytest.mark.parametrize("kernel", sorted(KERNELS))
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
-def test_a_matrix_with_a_non_finite_entry_gets_nan_and_the_others_keep_their_values(bad):
-    stack = symmetric_stacks(36, count=8)["Gram of K_n"]
-    clean = on_cpu(stack, chunk=8)
+def test_a_matrix_with_a_non_finite_entry_gets_nan_and_the_others_keep_their_values(kernel, bad):
+    run, stacks = KERNELS[kernel]
+    stack = next(iter(stacks(36, count=8).values()))
+    clean = run(stack, chunk=8)
     stack[3, 5, 2] = stack[3, 2, 5] = bad
-    values = on_cpu(stack, chunk=8)
+    values = run(stack, chunk=8)
     assert np.isnan(values[3]).all()
     np.testing.assert_array_equal(np.delete(values, 3, axis=0), np.delete(clean, 3, axis=0))
 
 
-def test_the_engine_takes_the_kernel_on_cupys_routes_from_n_33(cupy_routes, monkeypatch):
-    """With CuPy's routes (conftest.take_cupy_routes) the engine's eigenvalues come from the
-    kernel's C build from n = 33 on, and the Gram and augmented routes still meet the contract."""
+def test_the_engine_takes_the_kernels_on_cupys_routes_from_n_33(cupy_routes, monkeypatch):
+    """With CuPy's routes (conftest.take_cupy_routes) the engine's spectra come from the kernels'
+    C build from n = 33 on: the Gram matrices' eigenvalues from the symmetric one, the samples the
+    Gram route cannot certify from the singular-value one; both routes still meet the contract."""
     calls = []
-    real = eigenvalue_kernel.symmetric_eigenvalues_by_kernel
-    monkeypatch.setattr(eigenvalue_kernel, "symmetric_eigenvalues_by_kernel",
-                        lambda m, xp: calls.append(m.shape) or real(m, xp))
+    for name in ("symmetric_eigenvalues_by_kernel", "singular_values_by_kernel"):
+        real = getattr(eigenvalue_kernel, name)
+        monkeypatch.setattr(eigenvalue_kernel, name, lambda m, xp, name=name, real=real:
+                            calls.append((name, m.shape)) or real(m, xp))
     w = unit_variance_matrices(7, "kernel", 40, "gaussian", 0, 60) * weight_std(40, 2.0)
+    w[30:] = add_identity(w[30:], 1.0)  # W1 alone (kappa ~ n), then ResNet layers (kappa ~ 2)
     spectrum = engine.singular_values(w, np, well_conditioned=False)
-    assert calls[0] == (60, 40, 40) and (int(spectrum.augmented.sum()), 80, 80) in calls
+    (first, gram), (second, rest) = calls[:2]
+    assert (first, gram) == ("symmetric_eigenvalues_by_kernel", (60, 40, 40))
+    assert second == "singular_values_by_kernel" and rest == (30, 40, 40)
+    assert spectrum.augmented[:30].mean() > 0.9 and not spectrum.augmented[30:].any()
     reference = np.linalg.svd(w, compute_uv=False)
     np.testing.assert_allclose(spectrum.values[:, 0], reference[:, 0], rtol=1e-12, atol=0)
     np.testing.assert_allclose(spectrum.values[:, -1], reference[:, -1], rtol=1e-10, atol=0)
@@ -161,23 +238,32 @@ def test_without_nvrtc_the_library_solver_is_used_and_said_once(caplog, monkeypa
 
 
 @pytest.mark.skipif(CUPY is None, reason="needs CuPy and a usable GPU")
-@pytest.mark.parametrize("n", [33, 100, 200])
-def test_on_the_gpu_the_kernel_meets_the_bound_and_agrees_with_its_c_build(n):
-    for kind, stack in symmetric_stacks(n, count=300).items():
+@pytest.mark.parametrize("n", [33, 100])
+def test_on_the_gpu_the_kernels_meet_the_bounds_and_agree_with_their_c_build(n):
+    """130 matrices of each kind: a full block of 128 threads and a partial one."""
+    for kind, stack in symmetric_stacks(n, count=130).items():
         ours = eigenvalue_kernel.symmetric_eigenvalues_by_kernel(CUPY.asarray(stack), CUPY).get()
         reference = np.linalg.eigvalsh(stack)[:, ::-1]
         assert_within_twice_the_bound(ours, reference, n, f"{kind}, n = {n}, GPU")
         assert_within_twice_the_bound(ours, on_cpu(stack), n, f"{kind}, n = {n}, GPU vs C")
+    for kind, stack in general_stacks(n, count=130).items():
+        ours = eigenvalue_kernel.singular_values_by_kernel(CUPY.asarray(stack), CUPY).get()
+        assert_within(ours, np.linalg.svd(stack, compute_uv=False), 4 * n, f"{kind}, n = {n}, GPU")
+        assert_within(ours, svd_on_cpu(stack), 6 * n, f"{kind}, n = {n}, GPU vs C")
 
 
 @pytest.mark.skipif(kernel_on_cpu.cxx_compiler() is None, reason="needs a C++ compiler")
 @pytest.mark.parametrize("count", [1, 128, 300])
 def test_the_cuda_branch_launched_as_cupy_launches_it_equals_the_c_build(monkeypatch, count):
-    """symmetric_eigenvalues_by_kernel with the kernel's CUDA branch (thread indices emulated) in
-    place of CuPy's compiled kernel: its grid covers every matrix (300 = 2 full blocks of 128 and
-    a partial one, whose idle threads must write nothing), its arguments are what the kernel
-    takes, and each matrix gets the C build's eigenvalues bit for bit."""
-    monkeypatch.setattr(eigenvalue_kernel, "_compiled", lambda: kernel_on_cpu.cuda_emulation)
+    """The wrappers with the kernels' CUDA branch (thread indices emulated) in place of CuPy's
+    compiled kernels: the grid covers every matrix (300 = 2 full blocks of 128 and a partial one,
+    whose idle threads must write nothing), the arguments are what the kernels take, and each
+    matrix gets the C build's values bit for bit; the caller's stack is left as it was."""
+    monkeypatch.setattr(eigenvalue_kernel, "_compiled", kernel_on_cpu.cuda_emulation)
     stack = symmetric_stacks(34, count=count)["Gram of ResNet W1 + I"]
+    before = stack.copy()
     np.testing.assert_array_equal(eigenvalue_kernel.symmetric_eigenvalues_by_kernel(stack, np),
                                   on_cpu(stack, chunk=count))
+    np.testing.assert_array_equal(eigenvalue_kernel.singular_values_by_kernel(stack, np),
+                                  svd_on_cpu(stack, chunk=count))
+    np.testing.assert_array_equal(stack, before)

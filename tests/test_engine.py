@@ -675,11 +675,11 @@ def test_svperturb_info_says_which_route_auto_takes_on_each_backend(capsys, monk
         "s_1, s_n, s_*: lapack below n = 33, gram + inverse iteration from it",
         "s_1 alone: lapack below n = 33, gram from it",
         "a priori s_1 filter: estimate",
-        ("symmetric eigenvalues: svperturb's kernel for 33 <= n <= 400 on 4096 matrices or more, "
+        ("symmetric eigenvalues: svperturb's kernels for 33 <= n <= 400 on 4096 matrices or more, "
          "the library's otherwise")]
     monkeypatch.setattr(eigenvalue_kernel, "kernel_available", lambda xp: False)
     assert engine.describe_routes(type(np)("cupy"))[-1].startswith(
-        "symmetric eigenvalues: the library's (would be svperturb's kernel")
+        "symmetric eigenvalues: the library's (would be svperturb's kernels")
 
 
 def test_beyond_the_augmented_routes_kappa_inverse_iteration_proves_s_n(

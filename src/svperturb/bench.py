@@ -38,6 +38,7 @@ DEVICE_COPIES = 16    # n x n arrays per matrix that the heaviest route holds at
 CHECKED = 40          # matrices per cell compared with the reference
 PROBE = 8             # matrices timed first, to size the prefix of a slow method (CuPy's looping
                       # SVD at n = 1000, 12/s in SPEC section 4, would take 5 s a run for 64)
+                      # (timed_prefix)
 
 
 def _on_gpu(xp: ModuleType) -> bool:
@@ -57,14 +58,20 @@ def batch_size(n: int, scale: float = 1.0, xp: ModuleType = np) -> int:
 def timed_prefix(run: Callable[[object], object], stack, xp: ModuleType, repeats: int,
                  seconds: float) -> tuple[int, float, object]:
     """(m, best seconds, result) of `run` on the first m matrices of `stack`: all of them, unless
-    a probe on the first PROBE says they would take longer than `seconds`."""
+    probes say they would take longer than `seconds`. Probes start at PROBE matrices and grow 4
+    times while a 4 times larger one fits `seconds` at a linear cost; m is then extrapolated
+    linearly from the last. A GPU kernel with a thread per matrix costs about as much for 8
+    matrices as for thousands, so a probe of 8 alone would cut its batch to a few matrices."""
     count = len(stack)
     probe = min(count, PROBE)
-    if probe < count:
-        per_matrix, _ = timed(lambda: run(stack[:probe]), xp, 1)
-        per_matrix /= probe
-        if per_matrix * count > seconds:
-            count = max(probe, int(seconds / per_matrix))
+    while probe < count:
+        elapsed, _ = timed(lambda m=probe: run(stack[:m]), xp, 1)
+        if elapsed * count / probe <= seconds:
+            break
+        if 4 * elapsed > seconds or 4 * probe >= count:
+            count = max(probe, min(count, int(probe * seconds / elapsed)))
+            break
+        probe *= 4
     part = stack[:count]
     best, result = timed(lambda: run(part), xp, repeats)
     return count, best, result
@@ -138,7 +145,33 @@ def methods(xp: ModuleType, workers: int) -> dict[str, tuple[str, Callable]]:
                 return spectrum.values, float(spectrum.fallback.mean())
             suffix = f" x{w} threads" if w > 1 else ""
             out[f"engine {route}{suffix}"] = ("float64", run)
+    if eigenvalue_kernel.kernel_available(xp):
+        out.update(kernel_methods(xp))
     return out
+
+
+def kernel_methods(xp: ModuleType) -> dict[str, tuple[str, Callable]]:
+    """svperturb's spectra kernels beside the library calls they replace, raw (no certificate, no
+    fallback): what engine.EIGENVALUE_KERNEL is set from."""
+
+    def from_gram(eigenvalues):
+        return lambda a: (xp.sqrt(xp.maximum(eigenvalues(xp.swapaxes(a, -1, -2) @ a), 0)), 0.0)
+
+    def augmented(a):
+        n = a.shape[-1]
+        h = xp.zeros((len(a), 2 * n, 2 * n))
+        h[:, :n, n:], h[:, n:, :n] = a, xp.swapaxes(a, -1, -2)
+        return xp.maximum(xp.linalg.eigvalsh(h)[:, ::-1][:, :n], 0), 0.0
+
+    return {
+        "raw gram, library eigvalsh": ("float64", from_gram(
+            lambda g: xp.linalg.eigvalsh(g)[:, ::-1])),
+        "raw gram, svperturb kernel": ("float64", from_gram(
+            lambda g: eigenvalue_kernel.symmetric_eigenvalues_by_kernel(g, xp))),
+        "raw augmented, library eigvalsh": ("float64", augmented),
+        "raw augmented, svperturb kernel": ("float64", lambda a: (xp.maximum(
+            eigenvalue_kernel.singular_values_by_kernel(a, xp), 0), 0.0)),
+    }
 
 
 def bench_routes(widths, xp: ModuleType, workers: int, repeats: int, scale: float,

@@ -1,165 +1,261 @@
-/* Eigenvalues of a batch of real symmetric n x n matrices, one thread per matrix
-   (svperturb.eigenvalue_kernel). CUDA C compiled by NVRTC through CuPy; the same text is plain C
-   (the test suite compiles it with the C compiler and runs it on the CPU).
+/* Batched spectra of real n x n matrices, one thread per matrix (svperturb.eigenvalue_kernel).
+   CUDA C compiled by NVRTC through CuPy; the same text is plain C (the test suite compiles it with
+   the C compiler, and its CUDA branch as C++ with CUDA's thread indices emulated, and runs both on
+   the CPU).
 
-   Layout "batch innermost": entry k of matrix b lives at [k * batch + b], so that the threads of a
-   warp, each on its own matrix, read and write consecutive addresses.
-     packed  n (n + 1) / 2 entries per matrix: the lower triangle row by row, a_ij (i >= j) at
-             k = i (i + 1) / 2 + j. Overwritten.
+   Layout "batch innermost": entry (i, j) of matrix b lives at a[(i n + j) batch + b], so that the
+   threads of a warp, each on its own matrix, read and write consecutive addresses. Vectors of a
+   matrix (work, values) likewise: entry i at [i batch + b].
+
+   batched_symmetric_eigenvalues(a, work, values, n, batch)
+     a       n x n per matrix, symmetric; its lower triangle is read, and overwritten.
      work    n entries per matrix.
-     values  n entries per matrix: the eigenvalues, decreasing; all NaN for a matrix on which the
-             iteration did not converge (30 n QR steps), as for a NaN or infinite entry.
+     values  n per matrix: the eigenvalues, decreasing.
+     1. Householder tridiagonalization (Golub and Van Loan, Matrix Computations, 4th ed., 8.3.1):
+        for k = 0 .. n - 3, the reflector H = I - tau v v^T, v_0 = 1, that maps column k below the
+        diagonal onto beta e_1 (LAPACK's dlarfg) is applied to the trailing block A22 from both
+        sides: p = tau A22 v, w = p - (tau / 2) (p^T v) v, A22 <- A22 - v w^T - w v^T.
+     2. tridiagonal_qr below.
 
-   1. The matrix is scaled by a power of two (exact) so that its largest entry lies in [1/2, 1).
-   2. Householder tridiagonalization (Golub and Van Loan, Matrix Computations, 4th ed., 8.3.1):
-      for k = 0 .. n - 3, the reflector H = I - tau v v^T with v_0 = 1 that maps column k below the
-      diagonal onto beta e_1 (LAPACK's dlarfg) is applied to the trailing block A22 from both
-      sides: p = tau A22 v, w = p - (tau / 2) (p^T v) v, A22 <- A22 - v w^T - w v^T.
-   3. Implicit symmetric QR steps with Wilkinson's shift (ibid. 8.3.5) on the unreduced bottom
-      block, deflating where |e_i| <= eps (|d_i| + |d_(i+1)|).
-   Both are backward stable: the eigenvalues are those of A + E with ||E||_2 = O(n eps ||A||_2),
-   the class of LAPACK's dsyev, which svperturb.engine's certificates assume of any eigensolver. */
+   batched_singular_values(a, work, values, n, batch)
+     a       n x n per matrix; overwritten.
+     work    2 n entries per matrix (the reflectors, then the Golub-Kahan off-diagonal).
+     values  2 n per matrix: the singular values s_1 >= ... >= s_n, then -s_n >= ... >= -s_1.
+     1. Golub-Kahan bidiagonalization (ibid. 5.4.8; LAPACK's dgebd2): for k = 0 .. n - 1 a left
+        reflector maps column k from the diagonal down onto d_k e_1, then a right reflector maps
+        row k right of the diagonal onto f_k e_1. A = U B V^T, B upper bidiagonal.
+     2. tridiagonal_qr on the 2n x 2n Golub-Kahan matrix: zero diagonal, off-diagonal
+        (d_0, f_0, d_1, ..., f_(n-2), d_(n-1)), a permutation of [[0, B], [B^T, 0]], whose
+        eigenvalues are +-s_i. This is the eigenvalue problem of the augmented matrix
+        [[0, A], [A^T, 0]] reduced by the orthogonal diag(U, V) without ever forming it.
+
+   tridiagonal_qr: implicit symmetric QR steps with Wilkinson's shift (ibid. 8.3.5) on the
+   unreduced bottom block, deflating where |e_i| <= eps (|d_i| + |d_(i+1)|).
+
+   Every matrix is first scaled by a power of two (exact) so that its largest entry lies in
+   [1/2, 1), and the results are scaled back. All stages are backward stable: the results are the
+   exact ones of a matrix within O(n eps ||A||_2) of A, the class of LAPACK's dsyev and dgesvd,
+   which svperturb.engine's certificates assume. A matrix on which the QR steps do not converge
+   (30 steps per eigenvalue in all), as one with a NaN or infinite entry, gets NaN throughout. */
 
 #ifdef __CUDACC_RTC__
 #define EXPORT extern "C" __global__
-#define FOR_EACH_MATRIX(b, batch)                                \
+#define DEVICE static __device__
+#define FOR_EACH_MATRIX(b, batch)                                           \
     const long long b = (long long)blockIdx.x * blockDim.x + threadIdx.x; \
     if (b < (batch))
 #else
 #include <math.h>
 #define EXPORT
+#define DEVICE static
 #define FOR_EACH_MATRIX(b, batch) for (long long b = 0; b < (batch); ++b)
 #endif
 
 #define EPSILON 2.220446049250313e-16 /* 2^-52 */
+#define LARGEST_DOUBLE 1.7976931348623157e308
 
-/* a_ij, i >= j, of the current matrix */
-#define A(i, j) packed[((long long)(i) * ((i) + 1) / 2 + (j)) * batch + b]
-/* the Householder vector, then the off-diagonal e */
-#define V(i) work[(long long)(i) * batch + b]
-/* p and w of step 2, then the diagonal d */
-#define D(i) values[(long long)(i) * batch + b]
+/* a_ij of the current matrix (a already offset to it), its vectors' entry i */
+#define A(i, j) a[((long long)(i) * n + (j)) * batch]
+#define AT(x, i) (x)[(long long)(i) * batch]
 
-EXPORT void batched_symmetric_eigenvalues(double *packed, double *work, double *values, int n,
+/* Scales the matrix (all of it, or its lower triangle) by 2^-e so that its largest entry lies in
+   [1/2, 1); returns e (0 for a zero or non-finite matrix, left as it is). */
+DEVICE int scale_to_unit(double *a, int n, long long batch, int lower)
+{
+    double largest = 0.0;
+    for (int i = 0; i < n; ++i)
+        for (int j = 0; j < (lower ? i + 1 : n); ++j)
+            largest = fmax(largest, fabs(A(i, j)));
+    int exponent = 0;
+    if (!(largest > 0.0 && largest <= LARGEST_DOUBLE))
+        return 0;
+    frexp(largest, &exponent);
+    for (int i = 0; i < n; ++i)
+        for (int j = 0; j < (lower ? i + 1 : n); ++j)
+            A(i, j) = ldexp(A(i, j), -exponent);
+    return exponent;
+}
+
+/* The Householder reflector of x (m entries, x_i at x[i stride]), as LAPACK's dlarfg: returns
+   beta and sets tau and v (v_0 = 1, v_i at v[i batch]) so that (I - tau v v^T) x = beta e_1;
+   tau = 0 and beta = x_0 where x is already a multiple of e_1. */
+DEVICE double reflector(const double *x, long long stride, int m, double *v, long long batch,
+                        double *tau)
+{
+    double scale = 0.0;
+    for (int i = 0; i < m; ++i)
+        scale = fmax(scale, fabs(x[i * stride]));
+    *tau = 0.0;
+    if (scale == 0.0)
+        return 0.0;
+    const double alpha = x[0] / scale;
+    double sigma = 0.0;
+    for (int i = 1; i < m; ++i) {
+        const double y = x[i * stride] / scale;
+        sigma += y * y;
+    }
+    if (sigma == 0.0)
+        return x[0];
+    const double norm = sqrt(alpha * alpha + sigma);
+    const double beta = alpha >= 0.0 ? -norm : norm;
+    *tau = (beta - alpha) / beta;
+    const double inverse = 1.0 / (alpha - beta);
+    AT(v, 0) = 1.0;
+    for (int i = 1; i < m; ++i)
+        AT(v, i) = x[i * stride] / scale * inverse;
+    return beta * scale;
+}
+
+/* Eigenvalues of the symmetric tridiagonal matrix with diagonal d and off-diagonal e (size and
+   size - 1 entries, each at [i batch]), left in d unordered; e is destroyed. Returns 1 where the
+   iteration did not converge. */
+DEVICE int tridiagonal_qr(double *d, double *e, int size, long long batch)
+{
+    int hi = size - 1, steps = 0;
+    while (hi > 0) {
+        if (fabs(AT(e, hi - 1)) <= EPSILON * (fabs(AT(d, hi - 1)) + fabs(AT(d, hi)))) {
+            AT(e, hi - 1) = 0.0;
+            --hi;
+            continue;
+        }
+        int lo = hi - 1;
+        while (lo > 0 && !(fabs(AT(e, lo - 1)) <= EPSILON * (fabs(AT(d, lo - 1)) + fabs(AT(d, lo)))))
+            --lo;
+        if (lo > 0)
+            AT(e, lo - 1) = 0.0;
+        if (++steps > 30 * size)
+            return 1;
+        /* Wilkinson's shift: the eigenvalue of the trailing 2 x 2 nearer d_hi */
+        const double half_gap = 0.5 * (AT(d, hi - 1) - AT(d, hi));
+        const double f = AT(e, hi - 1);
+        const double root = hypot(half_gap, f);
+        const double mu = AT(d, hi) - f * (f / (half_gap + (half_gap >= 0.0 ? root : -root)));
+        /* chase the bulge: the rotation [c s; -s c] on rows and columns k, k + 1 maps (x, z) to
+           (r, 0) */
+        double x = AT(d, lo) - mu, z = AT(e, lo);
+        for (int k = lo; k < hi; ++k) {
+            const double r = hypot(x, z);
+            const double c = r > 0.0 ? x / r : 1.0;
+            const double s = r > 0.0 ? z / r : 0.0;
+            if (k > lo)
+                AT(e, k - 1) = r;
+            const double p = AT(d, k), q = AT(e, k), t = AT(d, k + 1);
+            AT(d, k) = c * c * p + 2.0 * c * s * q + s * s * t;
+            AT(d, k + 1) = s * s * p - 2.0 * c * s * q + c * c * t;
+            AT(e, k) = c * s * (t - p) + q * (c * c - s * s);
+            if (k + 1 < hi) {
+                const double next = AT(e, k + 1);
+                z = s * next;
+                AT(e, k + 1) = c * next;
+                x = AT(e, k);
+            }
+        }
+    }
+    return 0;
+}
+
+/* d (size entries) sorted decreasing and scaled by 2^exponent; all NaN where failed. */
+DEVICE void finish(double *d, int size, long long batch, int exponent, int failed)
+{
+    for (int i = 1; i < size; ++i) {
+        const double key = AT(d, i);
+        int j = i - 1;
+        while (j >= 0 && AT(d, j) < key) {
+            AT(d, j + 1) = AT(d, j);
+            --j;
+        }
+        AT(d, j + 1) = key;
+    }
+    for (int i = 0; i < size; ++i)
+        AT(d, i) = failed ? nan("") : ldexp(AT(d, i), exponent);
+}
+
+EXPORT void batched_symmetric_eigenvalues(double *matrices, double *work, double *values, int n,
                                           long long batch)
 {
     FOR_EACH_MATRIX(b, batch) {
-        /* 1. scale */
-        double largest = 0.0;
-        for (int i = 0; i < n; ++i)
-            for (int j = 0; j <= i; ++j)
-                largest = fmax(largest, fabs(A(i, j)));
-        int exponent = 0;
-        if (largest > 0.0 && largest <= 1.7976931348623157e308)
-            frexp(largest, &exponent);
-        for (int i = 0; i < n; ++i)
-            for (int j = 0; j <= i; ++j)
-                A(i, j) = ldexp(A(i, j), -exponent);
-
-        /* 2. tridiagonalize: d_k stays in A(k, k), e_k goes to A(k + 1, k) */
+        double *a = matrices + b, *v = work + b, *d = values + b; /* d also holds p, then w */
+        const int exponent = scale_to_unit(a, n, batch, 1);
+        /* d_k stays in A(k, k), e_k goes to A(k + 1, k) */
         for (int k = 0; k + 2 < n; ++k) {
-            double scale = 0.0;
-            for (int i = k + 1; i < n; ++i)
-                scale = fmax(scale, fabs(A(i, k)));
-            if (scale == 0.0)
-                continue; /* column already reduced: e_k = 0, H = I */
-            const double alpha = A(k + 1, k) / scale;
-            double sigma = 0.0;
-            for (int i = k + 2; i < n; ++i) {
-                const double x = A(i, k) / scale;
-                sigma += x * x;
-            }
-            if (sigma == 0.0)
-                continue; /* e_k = a_(k+1,k) already, H = I */
-            const double norm = sqrt(alpha * alpha + sigma);
-            const double beta = alpha >= 0.0 ? -norm : norm;
-            const double tau = (beta - alpha) / beta;
-            const double inverse = 1.0 / (alpha - beta);
-            V(k + 1) = 1.0;
-            for (int i = k + 2; i < n; ++i)
-                V(i) = A(i, k) / scale * inverse;
-            A(k + 1, k) = beta * scale;
+            double tau;
+            A(k + 1, k) = reflector(&A(k + 1, k), (long long)n * batch, n - k - 1, &AT(v, k + 1),
+                                    batch, &tau);
+            if (tau == 0.0)
+                continue;
             /* p = tau A22 v, row i of the symmetric A22 read as its row (j <= i) and column */
             double pv = 0.0;
             for (int i = k + 1; i < n; ++i) {
                 double sum = 0.0;
                 for (int j = k + 1; j <= i; ++j)
-                    sum += A(i, j) * V(j);
+                    sum += A(i, j) * AT(v, j);
                 for (int j = i + 1; j < n; ++j)
-                    sum += A(j, i) * V(j);
-                D(i) = tau * sum;
-                pv += D(i) * V(i);
+                    sum += A(j, i) * AT(v, j);
+                AT(d, i) = tau * sum;
+                pv += AT(d, i) * AT(v, i);
             }
             const double half = 0.5 * tau * pv;
             for (int i = k + 1; i < n; ++i)
-                D(i) -= half * V(i); /* w */
+                AT(d, i) -= half * AT(v, i); /* w */
             for (int i = k + 1; i < n; ++i) {
-                const double vi = V(i), wi = D(i);
+                const double vi = AT(v, i), wi = AT(d, i);
                 for (int j = k + 1; j <= i; ++j)
-                    A(i, j) -= vi * D(j) + wi * V(j);
+                    A(i, j) -= vi * AT(d, j) + wi * AT(v, j);
             }
         }
         for (int i = 0; i < n; ++i) {
-            D(i) = A(i, i);
+            AT(d, i) = A(i, i);
             if (i + 1 < n)
-                V(i) = A(i + 1, i);
+                AT(v, i) = A(i + 1, i);
         }
+        finish(d, n, batch, exponent, tridiagonal_qr(d, v, n, batch));
+    }
+}
 
-        /* 3. implicit QR steps on d = D, e = V */
-        int hi = n - 1, steps = 0, failed = 0;
-        while (hi > 0) {
-            if (fabs(V(hi - 1)) <= EPSILON * (fabs(D(hi - 1)) + fabs(D(hi)))) {
-                V(hi - 1) = 0.0;
-                --hi;
-                continue;
+EXPORT void batched_singular_values(double *matrices, double *work, double *values, int n,
+                                    long long batch)
+{
+    FOR_EACH_MATRIX(b, batch) {
+        double *a = matrices + b, *v = work + b, *d = values + b;
+        const int exponent = scale_to_unit(a, n, batch, 0);
+        /* d_k goes to A(k, k), f_k to A(k, k + 1) */
+        for (int k = 0; k < n; ++k) {
+            double tau;
+            /* left: column k, rows k .. n - 1; A <- (I - tau v v^T) A on columns k + 1 .. */
+            A(k, k) = reflector(&A(k, k), (long long)n * batch, n - k, &AT(v, k), batch, &tau);
+            if (tau != 0.0) {
+                for (int j = k + 1; j < n; ++j) {
+                    double sum = 0.0;
+                    for (int i = k; i < n; ++i)
+                        sum += AT(v, i) * A(i, j);
+                    const double tw = tau * sum;
+                    for (int i = k; i < n; ++i)
+                        A(i, j) -= tw * AT(v, i);
+                }
             }
-            int lo = hi - 1;
-            while (lo > 0 && !(fabs(V(lo - 1)) <= EPSILON * (fabs(D(lo - 1)) + fabs(D(lo)))))
-                --lo;
-            if (lo > 0)
-                V(lo - 1) = 0.0;
-            if (++steps > 30 * n) {
-                failed = 1;
+            if (k + 1 >= n)
                 break;
-            }
-            /* Wilkinson's shift: the eigenvalue of the trailing 2 x 2 nearer d_hi */
-            const double half_gap = 0.5 * (D(hi - 1) - D(hi));
-            const double f = V(hi - 1);
-            const double root = hypot(half_gap, f);
-            const double mu = D(hi) - f * (f / (half_gap + (half_gap >= 0.0 ? root : -root)));
-            /* chase the bulge: rotation [c s; -s c] on rows and columns k, k + 1 maps (x, z) to
-               (r, 0) */
-            double x = D(lo) - mu, z = V(lo);
-            for (int k = lo; k < hi; ++k) {
-                const double r = hypot(x, z);
-                const double c = r > 0.0 ? x / r : 1.0;
-                const double s = r > 0.0 ? z / r : 0.0;
-                if (k > lo)
-                    V(k - 1) = r;
-                const double a = D(k), e = V(k), d = D(k + 1);
-                D(k) = c * c * a + 2.0 * c * s * e + s * s * d;
-                D(k + 1) = s * s * a - 2.0 * c * s * e + c * c * d;
-                V(k) = c * s * (d - a) + e * (c * c - s * s);
-                if (k + 1 < hi) {
-                    const double next = V(k + 1);
-                    z = s * next;
-                    V(k + 1) = c * next;
-                    x = V(k);
+            /* right: row k, columns k + 1 .. n - 1; A <- A (I - tau v v^T) on rows k + 1 .. */
+            A(k, k + 1) = reflector(&A(k, k + 1), batch, n - k - 1, &AT(v, k + 1), batch, &tau);
+            if (tau != 0.0) {
+                for (int i = k + 1; i < n; ++i) {
+                    double sum = 0.0;
+                    for (int j = k + 1; j < n; ++j)
+                        sum += A(i, j) * AT(v, j);
+                    const double tz = tau * sum;
+                    for (int j = k + 1; j < n; ++j)
+                        A(i, j) -= tz * AT(v, j);
                 }
             }
         }
-
-        /* decreasing order (insertion sort), scale back; NaN for a failure */
-        for (int i = 1; i < n; ++i) {
-            const double key = D(i);
-            int j = i - 1;
-            while (j >= 0 && D(j) < key) {
-                D(j + 1) = D(j);
-                --j;
-            }
-            D(j + 1) = key;
+        /* the Golub-Kahan tridiagonal: diagonal 0, off-diagonal d_0, f_0, d_1, ..., d_(n-1) */
+        for (int i = 0; i < n; ++i) {
+            AT(d, 2 * i) = 0.0;
+            AT(d, 2 * i + 1) = 0.0;
+            AT(v, 2 * i) = A(i, i);
+            if (i + 1 < n)
+                AT(v, 2 * i + 1) = A(i, i + 1);
         }
-        for (int i = 0; i < n; ++i)
-            D(i) = failed ? nan("") : ldexp(D(i), exponent);
+        finish(d, 2 * n, batch, exponent, tridiagonal_qr(d, v, 2 * n, batch));
     }
 }

@@ -1,17 +1,22 @@
-"""svperturb's own batched symmetric eigensolver for the GPU: eigenvalue_kernel.cu, one CUDA thread
-per matrix (Householder tridiagonalization, then implicit QR steps with Wilkinson's shift).
+"""svperturb's own batched spectra kernels for the GPU (eigenvalue_kernel.cu), one CUDA thread per
+matrix: eigenvalues of symmetric matrices (Householder tridiagonalization, then implicit QR steps
+with Wilkinson's shift) and singular values (Golub-Kahan bidiagonalization, then the same QR steps
+on the Golub-Kahan tridiagonal: the augmented matrix's eigenvalues without forming it).
 
 Why (SPEC section 4): above n = 32 the libraries' batched eigensolver is the spectra engine's
 bottleneck on CuPy (eigvalsh of the Gram matrices: 49,000 matrices/s at n = 100, 2,900/s at
-n = 200; of the 2n x 2n augmented matrices 3,100/s at n = 100). The kernel streams each matrix's
-lower triangle from device memory, entries of neighbouring matrices side by side, so that a warp's
-32 threads read 256 consecutive bytes: about 4 n^3 / 3 reads and writes of 8 bytes per matrix
-(11 MB at n = 100), which the GPU's 4 TB/s would allow ~350,000 times a second. Its speed is
-measured by `svperturb bench` on a GPU; engine.EIGENVALUE_KERNEL says where the engine uses it.
+n = 200; of the 2n x 2n augmented matrices 3,100/s at n = 100). The kernels stream each matrix
+from device memory, entries of neighbouring matrices side by side, so that a warp's 32 threads
+read 256 consecutive bytes: the symmetric one about 4 n^3 / 3 reads and writes of 8 bytes per
+matrix (11 MB at n = 100), which an H200's 4.3 TB/s would allow ~400,000 times a second; the
+singular-value one about 10 n^3 / 3 (27 MB), ~160,000 times, against 85 MB for the 2n x 2n
+augmented matrix by the symmetric one. Their speed is measured by `svperturb bench` on a GPU;
+engine.EIGENVALUE_KERNEL says where the engine uses them.
 
 The same source is plain C: the test suite compiles it with the C compiler and checks it against
-LAPACK on the CPU (tests/kernel_on_cpu.py), so only the two lines that map a CUDA thread to its
-matrix are left to the GPU tests.
+LAPACK on the CPU, and compiles its CUDA branch as C++ with CUDA's thread indices emulated in
+place of CuPy's compiled kernel (tests/kernel_on_cpu.py): NVRTC and the GPU itself are left to
+the GPU tests.
 """
 
 from __future__ import annotations
@@ -25,60 +30,74 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-NAME = "batched_symmetric_eigenvalues"
+SYMMETRIC = "batched_symmetric_eigenvalues"
+SINGULAR = "batched_singular_values"
 THREADS_PER_BLOCK = 128
 
 
 def source() -> str:
-    """The kernel's source text (CUDA C, and C)."""
+    """The kernels' source text (CUDA C, and C)."""
     return resources.files("svperturb").joinpath("eigenvalue_kernel.cu").read_text()
 
 
-def pack_lower(matrices, xp: ModuleType = np):
-    """The kernel's input: the lower triangles of a stack (samples, n, n), row by row, as an
-    (n (n + 1) / 2, samples) C-contiguous array (entry k of every matrix side by side)."""
-    rows, columns = np.tril_indices(matrices.shape[-1])
-    return xp.ascontiguousarray(matrices[:, xp.asarray(rows), xp.asarray(columns)].T)
-
-
-def buffers(matrices, xp: ModuleType = np):
-    """(packed, work, values): the kernel's three arrays for a stack (samples, n, n)."""
+def buffers(matrices, name: str, xp: ModuleType = np):
+    """(a, work, values): the arrays kernel `name` takes for a stack (samples, n, n): a copy of the
+    matrices as (n, n, samples) C-contiguous (entry (i, j) of every matrix side by side), and its
+    work and output vectors (entries, samples)."""
     count, n = matrices.shape[0], matrices.shape[-1]
-    packed = pack_lower(xp.asarray(matrices, dtype=xp.float64), xp)
-    return packed, xp.empty((n, count)), xp.empty((n, count))
+    # a copy in every case: the kernels overwrite it (a transpose of one matrix, or of 1 x 1 ones,
+    # is already contiguous, and ascontiguousarray would hand them the caller's array)
+    a = xp.asarray(matrices, dtype=xp.float64).transpose(1, 2, 0).copy()
+    entries = n if name == SYMMETRIC else 2 * n
+    return a, xp.empty((entries, count)), xp.empty((entries, count))
 
 
 @cache
 def _compiled():
     import cupy
 
-    return cupy.RawModule(code=source(), options=("--std=c++11",)).get_function(NAME)
+    module = cupy.RawModule(code=source(), options=("--std=c++11",))
+    return {name: module.get_function(name) for name in (SYMMETRIC, SINGULAR)}
 
 
 def kernel_available(xp: ModuleType) -> bool:
-    """Whether the kernel runs on this array module: CuPy, where it compiles (NVRTC)."""
+    """Whether the kernels run on this array module: CuPy, where they compile (NVRTC)."""
     return xp.__name__.startswith("cupy") and _compiles()
 
 
 @cache
 def _compiles() -> bool:
-    """Whether the kernel compiles here; logged once when it does not."""
+    """Whether the kernels compile here; logged once when they do not."""
     try:
         _compiled()
-    except Exception as error:  # noqa: BLE001 - NVRTC absent or failing: the library's solver
-        log.warning("the batched eigenvalue kernel does not compile here (%s: %s); the library's "
-                    "eigensolver is used instead", type(error).__name__, error)
+    except Exception as error:  # noqa: BLE001 - NVRTC absent or failing: the library's solvers
+        log.warning("svperturb's batched spectra kernels do not compile here (%s: %s); the "
+                    "library's eigensolver is used instead", type(error).__name__, error)
         return False
     return True
 
 
-def symmetric_eigenvalues_by_kernel(matrices, xp: ModuleType):
-    """Eigenvalues (samples, n) of each symmetric matrix of a CuPy stack (samples, n, n), decreasing
-    (the lower triangle is read); NaN for a matrix on which the QR steps do not converge."""
+def _launch(name: str, matrices, xp: ModuleType):
+    """values (entries, samples) of kernel `name` on a CuPy stack (samples, n, n)."""
     count, n = matrices.shape[0], matrices.shape[-1]
-    packed, work, values = buffers(matrices, xp)
+    a, work, values = buffers(matrices, name, xp)
     if count:
         blocks = (count + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
-        _compiled()((blocks,), (THREADS_PER_BLOCK,),
-                    (packed, work, values, np.int32(n), np.int64(count)))
-    return xp.ascontiguousarray(values.T)
+        _compiled()[name]((blocks,), (THREADS_PER_BLOCK,),
+                          (a, work, values, np.int32(n), np.int64(count)))
+    return values
+
+
+def symmetric_eigenvalues_by_kernel(matrices, xp: ModuleType):
+    """Eigenvalues (samples, n) of each symmetric matrix of a CuPy stack (samples, n, n), decreasing
+    (its lower triangle is read); NaN for a matrix on which the QR steps do not converge."""
+    return xp.ascontiguousarray(_launch(SYMMETRIC, matrices, xp).T)
+
+
+def singular_values_by_kernel(matrices, xp: ModuleType):
+    """Singular values (samples, n) of each matrix of a CuPy stack (samples, n, n), decreasing:
+    the n largest eigenvalues of the augmented [[0, A], [A^T, 0]], reduced to the Golub-Kahan
+    tridiagonal without being formed (tiny negative values where s_i = 0); NaN for a matrix on
+    which the QR steps do not converge."""
+    n = matrices.shape[-1]
+    return xp.ascontiguousarray(_launch(SINGULAR, matrices, xp)[:n].T)

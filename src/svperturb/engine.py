@@ -28,7 +28,10 @@ Routes:
   and on CuPy 8-19 times faster than its SVD at n = 50-200). H is formed without rounding, so
   |s^_i - s_i| <= delta = 2n eps s^_1 (the eigensolver's backward error, p(2n) taken as 2n as
   above): absolute on every s_i, so relative eps kappa, not kappa^2. Certified as the Gram route,
-  with delta on s_i instead of s_i^2; else "lapack".
+  with delta on s_i instead of s_i^2; else "lapack". Where svperturb's kernel runs
+  (EIGENVALUE_KERNEL), H is not formed: the kernel reduces it by diag(U, V), U and V the
+  Golub-Kahan bidiagonalization's reflectors, to a 2n x 2n tridiagonal (eigenvalue_kernel.cu), and
+  delta = 3n eps s^_1 (the reduction's backward error on A, p(n) = n, plus the QR steps', 2n).
 Samples the Gram route cannot certify go to "augmented" before "lapack" where that is faster
 (AUGMENTED_WIDTHS). Where the augmented route proves every s_i but s_n (kappa beyond its reach,
 s_n isolated), inverse iteration refines s_n as in extreme_singular_values. A fast route whose
@@ -164,14 +167,15 @@ def describe_routes(xp: ModuleType = np) -> list[str]:
 
 
 def describe_eigensolver(xp: ModuleType = np) -> str:
-    """Which eigensolver symmetric_eigenvalues calls on this array module (EIGENVALUE_KERNEL)."""
+    """Which eigensolver symmetric_eigenvalues and the augmented route call on this array module
+    (EIGENVALUE_KERNEL)."""
     table = EIGENVALUE_KERNEL[xp_name(xp)]
     if table is None:
         return "the library's"
-    kernel = (f"svperturb's kernel for {table[0]} <= n <= {table[1]} on {table[2]} matrices or "
+    kernel = (f"svperturb's kernels for {table[0]} <= n <= {table[1]} on {table[2]} matrices or "
               "more, the library's otherwise")
     if not eigenvalue_kernel.kernel_available(xp):
-        return f"the library's (would be {kernel}, but the kernel does not compile here)"
+        return f"the library's (would be {kernel}, but they do not compile here)"
     return kernel
 
 
@@ -298,8 +302,9 @@ def isolating_failures(compute, stack, what: str, xp: ModuleType = np, vectors: 
                                for part in (stack[:half], stack[half:])])
 
 
-# Where symmetric_eigenvalues calls svperturb's own batched kernel (eigenvalue_kernel: one GPU
-# thread per matrix) instead of the library's eigensolver: (smallest n, largest n, fewest matrices),
+# Where symmetric_eigenvalues and the augmented route call svperturb's own batched kernels
+# (eigenvalue_kernel: one GPU thread per matrix) instead of the library's eigensolver: (smallest n,
+# largest n, fewest matrices) of the matrices the kernel reduces (A for the augmented route),
 # None: never. Design estimates, not yet measured on a GPU (svperturb bench times both in its stages
 # table): above n = 32 cuSOLVER's batched eigensolver is the engine's bottleneck (SPEC section 4),
 # while the kernel's cost grows as n^3 per thread and needs thousands of matrices to fill the GPU.
@@ -354,12 +359,19 @@ def augmented_singular_values(a, xp: ModuleType = np, structural=None):
     delta on every |s^_i - s_i|. Values of uncertified samples are estimates. `structural`, the
     zero lines of each matrix (the larger count of rows and columns), if the caller has it."""
     count, n = a.shape[0], a.shape[-1]
-    h = xp.zeros((count, 2 * n, 2 * n))
-    h[:, :n, n:] = a
-    h[:, n:, :n] = xp.swapaxes(a, -1, -2)
-    values = symmetric_eigenvalues(h, xp)[:, :n]  # the n largest
+    if uses_eigenvalue_kernel(count, n, xp):
+        # H reduced by diag(U, V) to the Golub-Kahan tridiagonal inside the kernel, never formed:
+        # the reduction's backward error on A, then the QR steps' on the 2n x 2n tridiagonal
+        values = eigenvalue_kernel.singular_values_by_kernel(a, xp)
+        backward = 3 * n
+    else:
+        h = xp.zeros((count, 2 * n, 2 * n))
+        h[:, :n, n:] = a
+        h[:, n:, :n] = xp.swapaxes(a, -1, -2)
+        values = symmetric_eigenvalues(h, xp)[:, :n]  # the n largest
+        backward = 2 * n
     s1 = xp.abs(values[:, 0])
-    delta = 2 * n * EPS * s1
+    delta = backward * EPS * s1
     if structural is None:
         structural = xp.maximum(*line_sums(a, xp).zero_lines())
     values, certified = _certify(xp.maximum(values, 0), s1, delta, structural, xp)
