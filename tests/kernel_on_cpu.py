@@ -60,9 +60,11 @@ def _build(command: list[str], source_name: str, text: str) -> ctypes.CDLL:
     (folder / "eigenvalue_kernel.cu").write_text(eigenvalue_kernel.source())
     (folder / source_name).write_text(text)
     target = folder / "kernel.so"
-    subprocess.run([*command, "-O2", "-Wall", "-Werror", "-shared", "-fPIC", "-I", str(folder),
-                    str(folder / source_name), "-o", str(target), "-lm"], check=True,
-                   capture_output=True)
+    done = subprocess.run([*command, "-O2", "-Wall", "-Werror", "-shared", "-fPIC", "-I",
+                           str(folder), str(folder / source_name), "-o", str(target), "-lm"],
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed on the kernels:\n{done.stderr}")
     return ctypes.CDLL(str(target))
 
 
@@ -77,8 +79,9 @@ def _library() -> ctypes.CDLL:
 
 @cache
 def _emulation() -> ctypes.CDLL:
-    library = _build([cxx_compiler(), "-std=c++11", "-D__CUDACC_RTC__"], "emulation.cpp",
-                     CUDA_EMULATION)
+    # -Wno-unknown-pragmas: CUDA's "#pragma unroll", which the C++ compiler does not know
+    library = _build([cxx_compiler(), "-std=c++11", "-D__CUDACC_RTC__", "-Wno-unknown-pragmas"],
+                     "emulation.cpp", CUDA_EMULATION)
     library.launch.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_uint, *ARGUMENTS]
     library.launch.restype = None
     return library

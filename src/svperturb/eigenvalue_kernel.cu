@@ -41,6 +41,7 @@
 #ifdef __CUDACC_RTC__
 #define EXPORT extern "C" __global__
 #define DEVICE static __device__
+#define UNROLL _Pragma("unroll")
 #define FOR_EACH_MATRIX(b, batch)                                           \
     const long long b = (long long)blockIdx.x * blockDim.x + threadIdx.x; \
     if (b < (batch))
@@ -48,8 +49,15 @@
 #include <math.h>
 #define EXPORT
 #define DEVICE static
+#define UNROLL
 #define FOR_EACH_MATRIX(b, batch) for (long long b = 0; b < (batch); ++b)
 #endif
+
+/* Rows (or columns) of a block that each pass over the trailing matrix updates together, their
+   vector entries held in registers: a vector entry is then read once for ROWS matrix entries. The
+   matrix is streamed from device memory, and so are the vectors (a warp's vector of n = 100
+   entries is 25.6 kB, too much for the caches once thousands of threads are resident). */
+#define ROWS 4
 
 #define EPSILON 2.220446049250313e-16 /* 2^-52 */
 #define LARGEST_DOUBLE 1.7976931348623157e308
@@ -154,6 +162,151 @@ DEVICE int tridiagonal_qr(double *d, double *e, int size, long long batch)
     return 0;
 }
 
+/* p = A22 v, A22 the trailing block (rows and columns first .. n - 1) of a symmetric matrix of
+   which the lower triangle is read, once: entry (i, j), j < i, adds to p_i and to p_j. */
+DEVICE void symmetric_product(const double *a, const double *v, double *p, int first, int n,
+                              long long batch)
+{
+    for (int i = first; i < n; ++i)
+        AT(p, i) = 0.0;
+    int i = first;
+    for (; i + ROWS <= n; i += ROWS) {
+        double vr[ROWS], sum[ROWS];
+        UNROLL for (int r = 0; r < ROWS; ++r) {
+            vr[r] = AT(v, i + r);
+            sum[r] = 0.0;
+        }
+        for (int j = first; j < i; ++j) {
+            const double vj = AT(v, j);
+            double column = 0.0;
+            UNROLL for (int r = 0; r < ROWS; ++r) {
+                const double x = A(i + r, j);
+                sum[r] += x * vj;
+                column += x * vr[r];
+            }
+            AT(p, j) += column;
+        }
+        UNROLL for (int r = 0; r < ROWS; ++r) {
+            UNROLL for (int c = 0; c < ROWS; ++c) {
+                if (c > r)
+                    continue;
+                const double x = A(i + r, i + c);
+                sum[r] += x * vr[c];
+                if (c < r)
+                    sum[c] += x * vr[r];
+            }
+        }
+        UNROLL for (int r = 0; r < ROWS; ++r)
+            AT(p, i + r) += sum[r];
+    }
+    for (; i < n; ++i) {
+        const double vi = AT(v, i);
+        double sum = 0.0;
+        for (int j = first; j < i; ++j) {
+            const double x = A(i, j);
+            sum += x * AT(v, j);
+            AT(p, j) += x * vi;
+        }
+        AT(p, i) += sum + A(i, i) * vi;
+    }
+}
+
+/* A22 <- A22 - v w^T - w v^T on the lower triangle of the trailing block (first .. n - 1). */
+DEVICE void symmetric_rank2_update(double *a, const double *v, const double *w, int first, int n,
+                                   long long batch)
+{
+    int i = first;
+    for (; i + ROWS <= n; i += ROWS) {
+        double vr[ROWS], wr[ROWS];
+        UNROLL for (int r = 0; r < ROWS; ++r) {
+            vr[r] = AT(v, i + r);
+            wr[r] = AT(w, i + r);
+        }
+        for (int j = first; j < i; ++j) {
+            const double vj = AT(v, j), wj = AT(w, j);
+            UNROLL for (int r = 0; r < ROWS; ++r)
+                A(i + r, j) -= vr[r] * wj + wr[r] * vj;
+        }
+        UNROLL for (int r = 0; r < ROWS; ++r) {
+            UNROLL for (int c = 0; c < ROWS; ++c) {
+                if (c <= r)
+                    A(i + r, i + c) -= vr[r] * wr[c] + wr[r] * vr[c];
+            }
+        }
+    }
+    for (; i < n; ++i) {
+        const double vi = AT(v, i), wi = AT(w, i);
+        for (int j = first; j <= i; ++j)
+            A(i, j) -= vi * AT(w, j) + wi * AT(v, j);
+    }
+}
+
+/* A <- (I - tau v v^T) A on rows first .. n - 1 and columns from .. n - 1 (v_i for i >= first),
+   ROWS columns at a time. */
+DEVICE void reflect_rows(double *a, const double *v, double tau, int first, int from, int n,
+                         long long batch)
+{
+    int j = from;
+    for (; j + ROWS <= n; j += ROWS) {
+        double sum[ROWS];
+        UNROLL for (int r = 0; r < ROWS; ++r)
+            sum[r] = 0.0;
+        for (int i = first; i < n; ++i) {
+            const double vi = AT(v, i);
+            UNROLL for (int r = 0; r < ROWS; ++r)
+                sum[r] += vi * A(i, j + r);
+        }
+        UNROLL for (int r = 0; r < ROWS; ++r)
+            sum[r] *= tau;
+        for (int i = first; i < n; ++i) {
+            const double vi = AT(v, i);
+            UNROLL for (int r = 0; r < ROWS; ++r)
+                A(i, j + r) -= sum[r] * vi;
+        }
+    }
+    for (; j < n; ++j) {
+        double sum = 0.0;
+        for (int i = first; i < n; ++i)
+            sum += AT(v, i) * A(i, j);
+        const double tw = tau * sum;
+        for (int i = first; i < n; ++i)
+            A(i, j) -= tw * AT(v, i);
+    }
+}
+
+/* A <- A (I - tau v v^T) on rows from .. n - 1 and columns first .. n - 1 (v_j for j >= first),
+   ROWS rows at a time. */
+DEVICE void reflect_columns(double *a, const double *v, double tau, int from, int first, int n,
+                            long long batch)
+{
+    int i = from;
+    for (; i + ROWS <= n; i += ROWS) {
+        double sum[ROWS];
+        UNROLL for (int r = 0; r < ROWS; ++r)
+            sum[r] = 0.0;
+        for (int j = first; j < n; ++j) {
+            const double vj = AT(v, j);
+            UNROLL for (int r = 0; r < ROWS; ++r)
+                sum[r] += A(i + r, j) * vj;
+        }
+        UNROLL for (int r = 0; r < ROWS; ++r)
+            sum[r] *= tau;
+        for (int j = first; j < n; ++j) {
+            const double vj = AT(v, j);
+            UNROLL for (int r = 0; r < ROWS; ++r)
+                A(i + r, j) -= sum[r] * vj;
+        }
+    }
+    for (; i < n; ++i) {
+        double sum = 0.0;
+        for (int j = first; j < n; ++j)
+            sum += A(i, j) * AT(v, j);
+        const double tz = tau * sum;
+        for (int j = first; j < n; ++j)
+            A(i, j) -= tz * AT(v, j);
+    }
+}
+
 /* d (size entries) sorted decreasing and scaled by 2^exponent; all NaN where failed. */
 DEVICE void finish(double *d, int size, long long batch, int exponent, int failed)
 {
@@ -183,25 +336,17 @@ EXPORT void batched_symmetric_eigenvalues(double *matrices, double *work, double
                                     batch, &tau);
             if (tau == 0.0)
                 continue;
-            /* p = tau A22 v, row i of the symmetric A22 read as its row (j <= i) and column */
+            /* p = tau A22 v, w = p - (tau / 2) (p^T v) v, both in d */
+            symmetric_product(a, v, d, k + 1, n, batch);
             double pv = 0.0;
             for (int i = k + 1; i < n; ++i) {
-                double sum = 0.0;
-                for (int j = k + 1; j <= i; ++j)
-                    sum += A(i, j) * AT(v, j);
-                for (int j = i + 1; j < n; ++j)
-                    sum += A(j, i) * AT(v, j);
-                AT(d, i) = tau * sum;
+                AT(d, i) *= tau;
                 pv += AT(d, i) * AT(v, i);
             }
             const double half = 0.5 * tau * pv;
             for (int i = k + 1; i < n; ++i)
-                AT(d, i) -= half * AT(v, i); /* w */
-            for (int i = k + 1; i < n; ++i) {
-                const double vi = AT(v, i), wi = AT(d, i);
-                for (int j = k + 1; j <= i; ++j)
-                    A(i, j) -= vi * AT(d, j) + wi * AT(v, j);
-            }
+                AT(d, i) -= half * AT(v, i);
+            symmetric_rank2_update(a, v, d, k + 1, n, batch);
         }
         for (int i = 0; i < n; ++i) {
             AT(d, i) = A(i, i);
@@ -223,30 +368,14 @@ EXPORT void batched_singular_values(double *matrices, double *work, double *valu
             double tau;
             /* left: column k, rows k .. n - 1; A <- (I - tau v v^T) A on columns k + 1 .. */
             A(k, k) = reflector(&A(k, k), (long long)n * batch, n - k, &AT(v, k), batch, &tau);
-            if (tau != 0.0) {
-                for (int j = k + 1; j < n; ++j) {
-                    double sum = 0.0;
-                    for (int i = k; i < n; ++i)
-                        sum += AT(v, i) * A(i, j);
-                    const double tw = tau * sum;
-                    for (int i = k; i < n; ++i)
-                        A(i, j) -= tw * AT(v, i);
-                }
-            }
+            if (tau != 0.0)
+                reflect_rows(a, v, tau, k, k + 1, n, batch);
             if (k + 1 >= n)
                 break;
             /* right: row k, columns k + 1 .. n - 1; A <- A (I - tau v v^T) on rows k + 1 .. */
             A(k, k + 1) = reflector(&A(k, k + 1), batch, n - k - 1, &AT(v, k + 1), batch, &tau);
-            if (tau != 0.0) {
-                for (int i = k + 1; i < n; ++i) {
-                    double sum = 0.0;
-                    for (int j = k + 1; j < n; ++j)
-                        sum += A(i, j) * AT(v, j);
-                    const double tz = tau * sum;
-                    for (int j = k + 1; j < n; ++j)
-                        A(i, j) -= tz * AT(v, j);
-                }
-            }
+            if (tau != 0.0)
+                reflect_columns(a, v, tau, k + 1, k + 1, n, batch);
         }
         /* the Golub-Kahan tridiagonal: diagonal 0, off-diagonal d_0, f_0, d_1, ..., d_(n-1) */
         for (int i = 0; i < n; ++i) {

@@ -7,10 +7,11 @@ Why (SPEC section 4): above n = 32 the libraries' batched eigensolver is the spe
 bottleneck on CuPy (eigvalsh of the Gram matrices: 49,000 matrices/s at n = 100, 2,900/s at
 n = 200; of the 2n x 2n augmented matrices 3,100/s at n = 100). The kernels stream each matrix
 from device memory, entries of neighbouring matrices side by side, so that a warp's 32 threads
-read 256 consecutive bytes: the symmetric one about 4 n^3 / 3 reads and writes of 8 bytes per
-matrix (11 MB at n = 100), which an H200's 4.3 TB/s would allow ~400,000 times a second; the
-singular-value one about 10 n^3 / 3 (27 MB), ~160,000 times, against 85 MB for the 2n x 2n
-augmented matrix by the symmetric one. Their speed is measured by `svperturb bench` on a GPU;
+read 256 consecutive bytes, and update 4 rows of the trailing block per pass, so that a vector
+entry is read once for 4 matrix entries. The symmetric one moves about 0.7 n^3 reads and writes of
+8 bytes per matrix (5.7 MB at n = 100), which an H200's 4.3 TB/s would allow at most ~750,000
+times a second; the singular-value one about 7 n^3 / 3 (19 MB, ~230,000 a second), against 45 MB
+for the 2n x 2n augmented matrix by the symmetric one. Their speed is measured by `svperturb bench` on a GPU;
 engine.EIGENVALUE_KERNEL says where the engine uses them.
 
 The same source is plain C: the test suite compiles it with the C compiler and checks it against
