@@ -52,6 +52,8 @@ def symmetric_stacks(n: int, count: int = 12) -> dict[str, np.ndarray]:
     q = np.linalg.qr(rng.standard_normal((count, n, n)))[0]
     clustered = np.where(np.arange(n) < n // 2, 1.0, 1.0 + 1e-9)  # two eigenvalues, repeated
     graded = 10.0 ** -np.linspace(0, 12, n)
+    middle = (n - 1) / 2  # Wilkinson's W+: its largest eigenvalues come in pairs agreeing to ~1e-14
+    wilkinson = np.diag(np.abs(np.arange(n) - middle)) + np.eye(n, k=1) + np.eye(n, k=-1)
     return {
         "Gram of K_n": gram(rng.standard_normal((count, n, n))),
         "Gram of ResNet W1 + I": gram(add_identity(w, 1.0)),
@@ -64,6 +66,8 @@ def symmetric_stacks(n: int, count: int = 12) -> dict[str, np.ndarray]:
         "indefinite": indefinite + np.swapaxes(indefinite, -1, -2),
         "clustered": (q * clustered[None, None, :]) @ np.swapaxes(q, -1, -2),
         "graded diagonal": np.broadcast_to(np.diag(graded), (count, n, n)).copy(),
+        "Wilkinson W+": np.broadcast_to(wilkinson, (count, n, n)).copy(),
+        "all ones (rank one)": np.ones((count, n, n)),
         "zero": np.zeros((count, n, n)),
         "tiny (1e-200 K^T K)": 1e-200 * gram(indefinite),
         "huge (1e200 K^T K)": 1e200 * gram(indefinite),
