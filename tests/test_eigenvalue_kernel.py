@@ -256,6 +256,29 @@ def test_on_the_gpu_the_kernels_meet_the_bounds_and_agree_with_their_c_build(n):
         assert_within(ours, svd_on_cpu(stack), 6 * n, f"{kind}, n = {n}, GPU vs C")
 
 
+@pytest.mark.skipif(CUPY is None, reason="needs CuPy and a usable GPU")
+def test_on_the_gpu_the_engine_with_the_kernels_meets_the_contract(monkeypatch):
+    """On CuPy with the kernels taken on any batch: ResNet layers by the Gram route (symmetric
+    kernel), W1 alone by the augmented one (singular-value kernel) and inverse iteration; s_1
+    within 1e-12 and s_n within 1e-10 of LAPACK's, nothing left to LAPACK on either."""
+    smallest, largest, _ = engine.EIGENVALUE_KERNEL["cupy"]
+    monkeypatch.setitem(engine.EIGENVALUE_KERNEL, "cupy", (smallest, largest, 1))
+    calls = []
+    for name in ("symmetric_eigenvalues_by_kernel", "singular_values_by_kernel"):
+        real = getattr(eigenvalue_kernel, name)
+        monkeypatch.setattr(eigenvalue_kernel, name, lambda m, xp, name=name, real=real:
+                            calls.append(name) or real(m, xp))
+    w = unit_variance_matrices(8, "kernel", 100, "gaussian", 0, 200) * weight_std(100, 2.0)
+    w[100:] = add_identity(w[100:], 1.0)
+    spectrum = engine.singular_values(CUPY.asarray(w), CUPY, well_conditioned=False)
+    assert set(calls) == {"symmetric_eigenvalues_by_kernel", "singular_values_by_kernel"}
+    values, fallback = spectrum.values.get(), spectrum.fallback.get()
+    reference = np.linalg.svd(w, compute_uv=False)
+    np.testing.assert_allclose(values[:, 0], reference[:, 0], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(values[:, -1], reference[:, -1], rtol=1e-10, atol=0)
+    assert not fallback.any()
+
+
 @pytest.mark.skipif(kernel_on_cpu.cxx_compiler() is None, reason="needs a C++ compiler")
 @pytest.mark.parametrize("count", [1, 128, 300])
 def test_the_cuda_branch_launched_as_cupy_launches_it_equals_the_c_build(monkeypatch, count):

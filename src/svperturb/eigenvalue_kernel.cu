@@ -241,10 +241,13 @@ DEVICE void symmetric_rank2_update(double *a, const double *v, const double *w, 
     }
 }
 
-/* A <- (I - tau v v^T) A on rows first .. n - 1 and columns from .. n - 1 (v_i for i >= first),
-   ROWS columns at a time. */
-DEVICE void reflect_rows(double *a, const double *v, double tau, int first, int from, int n,
-                         long long batch)
+/* X <- (I - tau v v^T) X with X(i, j) = a[i along + j across], for first <= i < n (the
+   reflector's index: v_i) and from <= j < n (the lines it updates), ROWS lines at a time. The
+   left reflection A <- H A is along = n batch (rows), across = batch; the right one A <- A H^T,
+   the same with A^T, swaps them. */
+#define X(i, j) a[(long long)(i) * along + (long long)(j) * across]
+DEVICE void reflect(double *a, long long along, long long across, const double *v, double tau,
+                    int first, int from, int n, long long batch)
 {
     int j = from;
     for (; j + ROWS <= n; j += ROWS) {
@@ -254,58 +257,26 @@ DEVICE void reflect_rows(double *a, const double *v, double tau, int first, int 
         for (int i = first; i < n; ++i) {
             const double vi = AT(v, i);
             UNROLL for (int r = 0; r < ROWS; ++r)
-                sum[r] += vi * A(i, j + r);
+                sum[r] += vi * X(i, j + r);
         }
         UNROLL for (int r = 0; r < ROWS; ++r)
             sum[r] *= tau;
         for (int i = first; i < n; ++i) {
             const double vi = AT(v, i);
             UNROLL for (int r = 0; r < ROWS; ++r)
-                A(i, j + r) -= sum[r] * vi;
+                X(i, j + r) -= sum[r] * vi;
         }
     }
     for (; j < n; ++j) {
         double sum = 0.0;
         for (int i = first; i < n; ++i)
-            sum += AT(v, i) * A(i, j);
-        const double tw = tau * sum;
+            sum += AT(v, i) * X(i, j);
+        sum *= tau;
         for (int i = first; i < n; ++i)
-            A(i, j) -= tw * AT(v, i);
+            X(i, j) -= sum * AT(v, i);
     }
 }
-
-/* A <- A (I - tau v v^T) on rows from .. n - 1 and columns first .. n - 1 (v_j for j >= first),
-   ROWS rows at a time. */
-DEVICE void reflect_columns(double *a, const double *v, double tau, int from, int first, int n,
-                            long long batch)
-{
-    int i = from;
-    for (; i + ROWS <= n; i += ROWS) {
-        double sum[ROWS];
-        UNROLL for (int r = 0; r < ROWS; ++r)
-            sum[r] = 0.0;
-        for (int j = first; j < n; ++j) {
-            const double vj = AT(v, j);
-            UNROLL for (int r = 0; r < ROWS; ++r)
-                sum[r] += A(i + r, j) * vj;
-        }
-        UNROLL for (int r = 0; r < ROWS; ++r)
-            sum[r] *= tau;
-        for (int j = first; j < n; ++j) {
-            const double vj = AT(v, j);
-            UNROLL for (int r = 0; r < ROWS; ++r)
-                A(i + r, j) -= sum[r] * vj;
-        }
-    }
-    for (; i < n; ++i) {
-        double sum = 0.0;
-        for (int j = first; j < n; ++j)
-            sum += A(i, j) * AT(v, j);
-        const double tz = tau * sum;
-        for (int j = first; j < n; ++j)
-            A(i, j) -= tz * AT(v, j);
-    }
-}
+#undef X
 
 /* d (size entries) sorted decreasing and scaled by 2^exponent; all NaN where failed. */
 DEVICE void finish(double *d, int size, long long batch, int exponent, int failed)
@@ -369,13 +340,13 @@ EXPORT void batched_singular_values(double *matrices, double *work, double *valu
             /* left: column k, rows k .. n - 1; A <- (I - tau v v^T) A on columns k + 1 .. */
             A(k, k) = reflector(&A(k, k), (long long)n * batch, n - k, &AT(v, k), batch, &tau);
             if (tau != 0.0)
-                reflect_rows(a, v, tau, k, k + 1, n, batch);
+                reflect(a, (long long)n * batch, batch, v, tau, k, k + 1, n, batch);
             if (k + 1 >= n)
                 break;
             /* right: row k, columns k + 1 .. n - 1; A <- A (I - tau v v^T) on rows k + 1 .. */
             A(k, k + 1) = reflector(&A(k, k + 1), batch, n - k - 1, &AT(v, k + 1), batch, &tau);
             if (tau != 0.0)
-                reflect_columns(a, v, tau, k + 1, k + 1, n, batch);
+                reflect(a, batch, (long long)n * batch, v, tau, k + 1, k + 1, n, batch);
         }
         /* the Golub-Kahan tridiagonal: diagonal 0, off-diagonal d_0, f_0, d_1, ..., d_(n-1) */
         for (int i = 0; i < n; ++i) {
