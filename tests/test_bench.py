@@ -138,3 +138,7 @@ def test_where_the_kernels_run_the_routes_table_times_them_beside_the_librarys_c
     for row in rows.values():
         assert row["matrices_per_s"] > 0 and row["max_rel_err_s1"] <= 1e-12
         assert row["max_rel_err_s_min"] <= 1e-10
+    # outside the kernels' widths (here n = 32; on a GPU also n = 1000, one thread per 8 MB
+    # matrix) the engine does not call them, and the bench does not time them
+    assert not [r for r in bench_routes([32], np, workers=1, repeats=1, scale=0.02, seconds=0.5)
+                if r["method"].startswith("raw")]

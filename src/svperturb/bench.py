@@ -130,8 +130,11 @@ class Reference:
                 float(np.max(np.abs(s_min - s_min_ref) / s_min_ref)))
 
 
-def methods(xp: ModuleType, workers: int) -> dict[str, tuple[str, Callable]]:
-    """name -> (dtype, function of a device stack returning (values, fallback fraction))."""
+def methods(xp: ModuleType, workers: int, count: int = 0,
+            n: int = 0) -> dict[str, tuple[str, Callable]]:
+    """name -> (dtype, function of a device stack returning (values, fallback fraction)); for a
+    batch of `count` n x n matrices on which the engine would call svperturb's kernels, those and
+    the library calls they replace (kernel_methods)."""
     lib = f"{engine.xp_name(xp)}.linalg.svd"
     out = {
         f"{lib} (naive)": ("float64", lambda a: (xp.linalg.svd(a, compute_uv=False), 0.0)),
@@ -145,7 +148,7 @@ def methods(xp: ModuleType, workers: int) -> dict[str, tuple[str, Callable]]:
                 return spectrum.values, float(spectrum.fallback.mean())
             suffix = f" x{w} threads" if w > 1 else ""
             out[f"engine {route}{suffix}"] = ("float64", run)
-    if eigenvalue_kernel.kernel_available(xp):
+    if engine.uses_eigenvalue_kernel(count, n, xp):
         out.update(kernel_methods(xp))
     return out
 
@@ -184,7 +187,7 @@ def bench_routes(widths, xp: ModuleType, workers: int, repeats: int, scale: floa
         device = xp.asarray(host)
         order = rng.permutation(count)
         reference = Reference(host)
-        for name, (dtype, run) in methods(xp, workers).items():
+        for name, (dtype, run) in methods(xp, workers, count, n).items():
             timed_count, best, (values, fallback) = timed_prefix(run, device, xp, repeats, seconds)
             err_s1, err_min = reference.relative_errors(to_host(values),
                                                         checked_rows(order, timed_count))
