@@ -161,10 +161,8 @@ def kernel_methods(xp: ModuleType) -> dict[str, tuple[str, Callable]]:
         return lambda a: (xp.sqrt(xp.maximum(eigenvalues(xp.swapaxes(a, -1, -2) @ a), 0)), 0.0)
 
     def augmented(a):
-        n = a.shape[-1]
-        h = xp.zeros((len(a), 2 * n, 2 * n))
-        h[:, :n, n:], h[:, n:, :n] = a, xp.swapaxes(a, -1, -2)
-        return xp.maximum(xp.linalg.eigvalsh(h)[:, ::-1][:, :n], 0), 0.0
+        values = xp.linalg.eigvalsh(engine.augmented_matrix(a, xp))[:, ::-1]
+        return xp.maximum(values[:, : a.shape[-1]], 0), 0.0
 
     return {
         "raw gram, library eigvalsh": ("float64", from_gram(

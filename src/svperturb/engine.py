@@ -305,15 +305,15 @@ def isolating_failures(compute, stack, what: str, xp: ModuleType = np, vectors: 
 # Where symmetric_eigenvalues and the augmented route call svperturb's own batched kernels
 # (eigenvalue_kernel: one GPU thread per matrix) instead of the library's eigensolver: (smallest n,
 # largest n, fewest matrices) of the matrices the kernel reduces (A for the augmented route),
-# None: never. Design estimates, not yet measured on a GPU (svperturb bench times both in its stages
-# table): above n = 32 cuSOLVER's batched eigensolver is the engine's bottleneck (SPEC section 4),
+# None: never. Design estimates, not yet measured on a GPU (svperturb bench times the kernels beside
+# the library calls they replace, raw, in its routes table): above n = 32 cuSOLVER's batched eigensolver is the engine's bottleneck (SPEC section 4),
 # while the kernel's cost grows as n^3 per thread and needs thousands of matrices to fill the GPU.
 EIGENVALUE_KERNEL = {"numpy": None, "cupy": (33, 400, 4096)}
 
 
 def uses_eigenvalue_kernel(count: int, n: int, xp: ModuleType = np) -> bool:
-    """Whether symmetric_eigenvalues takes the kernel for `count` matrices n x n (EIGENVALUE_KERNEL,
-    and the kernel compiles here)."""
+    """Whether symmetric_eigenvalues and the augmented route take svperturb's kernels for `count`
+    matrices n x n (EIGENVALUE_KERNEL, and the kernels compile here)."""
     table = EIGENVALUE_KERNEL[xp_name(xp)]
     return (table is not None and table[0] <= n <= table[1] and count >= table[2]
             and eigenvalue_kernel.kernel_available(xp))
@@ -353,6 +353,16 @@ def gram_singular_values(a, sums: LineSums, xp: ModuleType = np):
     return xp.sqrt(xp.maximum(eigenvalues, 0)), certified, delta
 
 
+def augmented_matrix(a, xp: ModuleType = np):
+    """H = [[0, A], [A^T, 0]] (samples, 2n, 2n) for each matrix of the stack: its eigenvalues are
+    +-s_i(A)."""
+    count, n = a.shape[0], a.shape[-1]
+    h = xp.zeros((count, 2 * n, 2 * n))
+    h[:, :n, n:] = a
+    h[:, n:, :n] = xp.swapaxes(a, -1, -2)
+    return h
+
+
 def augmented_singular_values(a, xp: ModuleType = np, structural=None):
     """(values, certified, delta): the n largest eigenvalues of [[0, A], [A^T, 0]] (module
     docstring), structural zeros exact, whether each sample meets the contract, and its bound
@@ -365,10 +375,7 @@ def augmented_singular_values(a, xp: ModuleType = np, structural=None):
         values = eigenvalue_kernel.singular_values_by_kernel(a, xp)
         backward = 3 * n
     else:
-        h = xp.zeros((count, 2 * n, 2 * n))
-        h[:, :n, n:] = a
-        h[:, n:, :n] = xp.swapaxes(a, -1, -2)
-        values = symmetric_eigenvalues(h, xp)[:, :n]  # the n largest
+        values = symmetric_eigenvalues(augmented_matrix(a, xp), xp)[:, :n]  # the n largest
         backward = 2 * n
     s1 = xp.abs(values[:, 0])
     delta = backward * EPS * s1
