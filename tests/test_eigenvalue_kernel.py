@@ -213,6 +213,36 @@ def test_the_engine_takes_the_kernels_on_cupys_routes_from_n_33(cupy_routes, mon
     assert calls == []
 
 
+def test_a_matrix_on_which_a_kernel_fails_goes_on_to_the_next_route(cupy_routes, monkeypatch):
+    """A kernel reports a failure (QR steps not converged) as NaN for that matrix alone: no
+    certificate passes NaN, so the sample goes on to the augmented route, and to LAPACK where the
+    singular-value kernel fails too; every sample still meets the contract."""
+    w = add_identity(unit_variance_matrices(9, "kernel", 36, "gaussian", 0, 12)
+                     * weight_std(36, 2.0), 1.0)
+    real_symmetric = eigenvalue_kernel.symmetric_eigenvalues_by_kernel
+    real_singular = eigenvalue_kernel.singular_values_by_kernel
+
+    def symmetric(gram, xp):  # the Gram matrices of all 12 (ResNet layers: all hopeful)
+        assert len(gram) == 12
+        values = real_symmetric(gram, xp)
+        values[[3, 7]] = np.nan
+        return values
+
+    def singular(a, xp):  # the samples left: 3 and 7
+        np.testing.assert_array_equal(a, w[[3, 7]])
+        values = real_singular(a, xp)
+        values[1] = np.nan
+        return values
+
+    monkeypatch.setattr(eigenvalue_kernel, "symmetric_eigenvalues_by_kernel", symmetric)
+    monkeypatch.setattr(eigenvalue_kernel, "singular_values_by_kernel", singular)
+    spectrum = engine.singular_values(w, np)
+    assert spectrum.augmented.tolist() == [i == 3 for i in range(12)]
+    assert spectrum.fallback.tolist() == [i == 7 for i in range(12)]
+    np.testing.assert_allclose(spectrum.values, np.linalg.svd(w, compute_uv=False), rtol=1e-10,
+                               atol=0)
+
+
 def test_the_kernel_needs_enough_matrices(monkeypatch):
     """Below the table's fewest matrices, the library's eigensolver (one thread per matrix leaves a
     GPU idle on a small batch)."""
