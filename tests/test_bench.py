@@ -142,3 +142,59 @@ def test_where_the_kernels_run_the_routes_table_times_them_beside_the_librarys_c
     # matrix) the engine does not call them, and the bench does not time them
     assert not [r for r in bench_routes([32], np, workers=1, repeats=1, scale=0.02, seconds=0.5)
                 if r["method"].startswith("raw")]
+
+
+def test_the_kernel_sweep_times_both_kernels_against_the_library_per_width_and_batch(cupy_routes):
+    """kernel_sweep (the kernels' C build here): every method at every batch that fits, or a
+    prefix of it and no larger batch; a table with one row per width and batch, and a suggestion."""
+    import numpy as np
+
+    from svperturb.bench import (
+        SWEEP_METHODS,
+        format_kernel_sweep,
+        kernel_sweep,
+        suggested_kernel_table,
+    )
+
+    rows = kernel_sweep([33, 36], [4, 16], np, repeats=1, seconds=30.0)
+    assert [(r["n"], r["method"], r["matrices"]) for r in rows] == [
+        (n, method, count) for n in (33, 36) for method in SWEEP_METHODS for count in (4, 16)]
+    assert all(r["matrices_per_s"] > 0 for r in rows)
+    printed = format_kernel_sweep(rows, "cpu")
+    assert "| 33 | 16 |" in printed and "| 36 | 4 |" in printed
+    assert "suggested engine.EIGENVALUE_KERNEL['cupy'] = " in printed
+    table = suggested_kernel_table(rows)
+    assert table is None or (33 <= table[0] <= table[1] <= 36 and table[2] in (4, 16))
+
+
+def test_the_suggested_kernel_table_is_the_first_winning_run_of_widths_and_its_fewest_matrices():
+    """Hand case: the kernels win from n = 50 to 200 (not at 33, where the library's batched Jacobi
+    is fast, nor at 400) from 2,048 matrices on; one thread per matrix loses on 512."""
+    from svperturb.bench import suggested_kernel_table
+
+    def rows_for(n, kernel, library):  # rates at 512 and 2048 matrices
+        return [{"n": n, "method": f"{kind}, {who}", "matrices": count, "matrices_per_s": rate}
+                for kind in ("gram", "augmented") for who, rates in (("kernel", kernel),
+                                                                     ("library", library))
+                for count, rate in zip((512, 2048), rates)]
+
+    rows = (rows_for(33, (1e4, 4e4), (9e4, 9e4)) + rows_for(50, (1e4, 4e4), (3e4, 3e4))
+            + rows_for(100, (5e3, 2e4), (8e3, 8e3)) + rows_for(200, (1e3, 4e3), (2e3, 2e3))
+            + rows_for(400, (1e2, 4e2), (5e2, 5e2)))
+    assert suggested_kernel_table(rows) == (50, 200, 2048)
+    # a library timed on a prefix of 100 matrices only counts at that prefix's rate
+    slow = [r for r in rows_for(100, (5e3, 2e4), (0, 0)) if "kernel" in r["method"]]
+    slow += [{"n": 100, "method": f"{kind}, library", "matrices": 100, "matrices_per_s": 300.0}
+             for kind in ("gram", "augmented")]
+    assert suggested_kernel_table(slow) == (100, 100, 512)
+    losing = rows_for(100, (1e3, 2e3), (8e3, 8e3))
+    assert suggested_kernel_table(losing) is None
+
+
+def test_the_kernel_sweep_needs_the_kernels_and_says_so_before_computing(caplog, capsys):
+    from svperturb.cli import main
+
+    assert main(["bench", "--kernel-sweep", "--backend", "numpy"]) == 2
+    assert capsys.readouterr().out == ""  # no table: nothing was computed
+    said = caplog.text
+    assert "--kernel-sweep" in said and "CuPy" in said and "backend here: numpy" in said

@@ -198,6 +198,109 @@ def bench_routes(widths, xp: ModuleType, workers: int, repeats: int, scale: floa
     return rows
 
 
+# --- where svperturb's kernels beat the library's eigensolver: what EIGENVALUE_KERNEL is set from -
+
+SWEEP_WIDTHS = (33, 50, 64, 100, 150, 200, 300, 400)
+SWEEP_COUNTS = (512, 2048, 8192, 32768)
+SWEEP_METHODS = ("gram, library", "gram, kernel", "augmented, library", "augmented, kernel")
+
+
+def kernel_sweep(widths, counts, xp: ModuleType, repeats: int, seconds: float) -> list[dict]:
+    """Matrices/s of svperturb's kernels and of the library calls they replace (eigenvalues of the
+    Gram matrices; the augmented route's n largest eigenvalues of [[0, A], [A^T, 0]]) on ResNet
+    layers, for each n and batch size: one thread per matrix needs many matrices to fill a GPU.
+    A batch holds at most what fits DEVICE_COPIES n x n arrays per matrix in half the free device
+    memory; a method whose batch would take longer than `seconds` is timed on a prefix of it
+    (timed_prefix) and on no larger batch."""
+    rows = []
+    for n in widths:
+        fits = batch_size(n, scale=float("inf"), xp=xp) if _on_gpu(xp) else max(counts)
+        device = xp.asarray(resnet_matrices(n, min(max(counts), fits)))
+        gram = xp.swapaxes(device, -1, -2) @ device
+        calls = dict(zip(SWEEP_METHODS, (
+            lambda part, g=gram: xp.linalg.eigvalsh(g[: len(part)]),
+            lambda part, g=gram: eigenvalue_kernel.symmetric_eigenvalues_by_kernel(
+                g[: len(part)], xp),
+            lambda part: xp.linalg.eigvalsh(engine.augmented_matrix(part, xp)),
+            lambda part: eigenvalue_kernel.singular_values_by_kernel(part, xp))))
+        for method, call in calls.items():
+            for count in (c for c in counts if c <= len(device)):
+                timed_count, best, _ = timed_prefix(call, device[:count], xp, repeats, seconds)
+                rows.append({"n": n, "matrices": timed_count, "method": method,
+                             "matrices_per_s": timed_count / best})
+                if timed_count < count:
+                    break
+        log.info("kernel sweep n = %d: %s", n, ", ".join(
+            f"{r['method']} {r['matrices']}: {r['matrices_per_s']:.0f}/s" for r in rows
+            if r["n"] == n))
+    return rows
+
+
+def suggested_kernel_table(rows: list[dict]) -> tuple[int, int, int] | None:
+    """(smallest n, largest n, fewest matrices) for engine.EIGENVALUE_KERNEL from kernel_sweep's
+    rows, or None: the first run of consecutive widths at which both kernels beat the library
+    calls they replace on the largest batch timed, and the fewest matrices from which they beat
+    them on every batch timed at all those widths. A library call timed on a prefix of a batch
+    only counts at its largest prefix's rate."""
+
+    def rate(n: int, method: str, count: int) -> float | None:
+        timed = sorted((r["matrices"], r["matrices_per_s"]) for r in rows
+                       if r["n"] == n and r["method"] == method and r["matrices"] <= count)
+        return timed[-1][1] if timed else None
+
+    def kernel_counts(n: int) -> list[int]:
+        return sorted({r["matrices"] for r in rows
+                       if r["n"] == n and r["method"].endswith("kernel")})
+
+    def wins(n: int, count: int) -> bool:
+        for kind in ("gram", "augmented"):
+            kernel = [r["matrices_per_s"] for r in rows
+                      if (r["n"], r["method"], r["matrices"]) == (n, f"{kind}, kernel", count)]
+            library = rate(n, f"{kind}, library", count)
+            if not kernel or (library is not None and kernel[0] <= library):
+                return False
+        return True
+
+    widths = [n for n in sorted({r["n"] for r in rows}) if kernel_counts(n)]
+    winning = [wins(n, kernel_counts(n)[-1]) for n in widths]
+    if not any(winning):
+        return None
+    first = winning.index(True)
+    run = widths[first: first + (winning[first:] + [False]).index(False)]
+    counts = sorted({c for n in run for c in kernel_counts(n)})
+    fewest = next(c for c in counts if all(wins(n, later) for n in run
+                                          for later in kernel_counts(n) if later >= c))
+    return run[0], run[-1], fewest
+
+
+def format_kernel_sweep(rows: list[dict], device: str) -> str:
+    lines = [(f"svperturb's spectra kernels against the library's eigensolver on {device}, "
+              "matrices/s (ResNet layers; the library timed on a prefix where marked *):"),
+             "| n | matrices | " + " | ".join(SWEEP_METHODS) + " |",
+             "|---|---|" + "---|" * len(SWEEP_METHODS)]
+    cells = {(r["n"], r["method"]): [] for r in rows}
+    for r in rows:
+        cells[(r["n"], r["method"])].append(r)
+    for n in sorted({r["n"] for r in rows}):
+        counts = sorted({r["matrices"] for r in rows if r["n"] == n and r["method"].endswith(
+            "kernel")})
+        for count in counts:
+            row = []
+            for method in SWEEP_METHODS:
+                found = [r for r in cells.get((n, method), []) if r["matrices"] == count]
+                if found:
+                    row.append(f"{found[0]['matrices_per_s']:,.0f}")
+                else:  # timed on a prefix only: its largest
+                    prefix = [r for r in cells.get((n, method), []) if r["matrices"] < count]
+                    row.append(f"{prefix[-1]['matrices_per_s']:,.0f}*" if prefix else "-")
+            lines.append(f"| {n} | {count} | " + " | ".join(row) + " |")
+    table = suggested_kernel_table(rows)
+    lines.append("suggested engine.EIGENVALUE_KERNEL['cupy'] = " + (
+        "None (the kernels never win)" if table is None else
+        f"({table[0]}, {table[1]}, {table[2]}) (smallest n, largest n, fewest matrices)"))
+    return "\n".join(lines)
+
+
 def bench_extremes(widths, xp: ModuleType, repeats: int, scale: float,
                    seconds: float = 2.0) -> tuple[list[dict], list[dict]]:
     """(rows, stages). rows: s_1 and s_n of unit-variance K_n (kappa ~ n: the Gram route alone

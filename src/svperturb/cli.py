@@ -241,11 +241,29 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from svperturb import bench, ensembles, io
+    from svperturb import bench, eigenvalue_kernel, ensembles, io
     from svperturb.backend import select_backend
 
     backend = select_backend(args.backend)
     ensembles.set_draw_threads(args.threads)  # the batches are drawn on the host
+    if args.kernel_sweep:
+        if not eigenvalue_kernel.kernel_available(backend.xp):
+            raise ConfigError(f"--kernel-sweep: svperturb's spectra kernels run only on CuPy where "
+                              f"NVRTC compiles them; backend here: {backend.name} "
+                              f"({backend.device})")
+        rows = bench.kernel_sweep(args.widths or bench.SWEEP_WIDTHS,
+                                  args.counts or bench.SWEEP_COUNTS, backend.xp, args.repeats,
+                                  args.seconds)
+        print(bench.format_kernel_sweep(rows, backend.device))
+        if args.output:
+            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+            _write_json(Path(args.output), {
+                "device": backend.device, "backend": backend.name,
+                "versions": io.software_versions(), "kernel_sweep": rows,
+                "suggested_eigenvalue_kernel": bench.suggested_kernel_table(rows)})
+            log.info("wrote %s", args.output)
+        return 0
+    args.widths = args.widths or list(bench.DEFAULT_WIDTHS)
     rows = bench.bench_routes(args.widths, backend.xp, args.threads, args.repeats, args.scale,
                               args.seconds)
     end_to_end = (bench.bench_end_to_end(args.end_to_end_width, backend.xp, args.threads,
@@ -385,7 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="speed and accuracy of the spectra routes vs the naive library SVD")
     p.add_argument("--backend", choices=BACKENDS, default="auto")
-    p.add_argument("--widths", type=int, nargs="+", default=[5, 32, 33, 100, 1000], metavar="N")
+    p.add_argument("--widths", type=_positive_int, nargs="+", metavar="N",
+                   help="n of the matrices (default: 5 32 33 100 1000; with --kernel-sweep "
+                        "33 50 64 100 150 200 300 400)")
     p.add_argument("--threads", type=_positive_int, default=os.cpu_count() or 1,
                    help="engine worker threads on the CPU, one BLAS thread each (default: all cores)")
     p.add_argument("--repeats", type=_positive_int, default=3, help="timed runs per cell; the best counts")
@@ -394,6 +414,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a method slower than this on a whole batch is timed on a prefix of it")
     p.add_argument("--end-to-end-width", type=int, default=100, metavar="N",
                    help="n of the end-to-end ResNet-layer row (0: none)")
+    p.add_argument("--kernel-sweep", action="store_true",
+                   help="instead: svperturb's spectra kernels against the library's eigensolver "
+                        "for each width and batch size, and the EIGENVALUE_KERNEL they suggest "
+                        "(CuPy only)")
+    p.add_argument("--counts", type=_positive_int, nargs="+", metavar="M",
+                   help="batch sizes of --kernel-sweep (default: 512 2048 8192 32768)")
     p.add_argument("--output", help="also write the table as JSON here")
     p.set_defaults(func=cmd_bench)
 
