@@ -150,3 +150,16 @@ def test_a_small_gpu_memory_cap_halves_the_block_and_gives_the_same_shard(tmp_pa
     with h5py.File(tmp_path / "free.h5") as free, h5py.File(tmp_path / "capped.h5") as capped:
         for name, rtol in (("s1", 2e-12), ("tau_bar", 2e-12), ("tau_low", 2e-12), ("s_min", 2e-10)):
             np.testing.assert_allclose(capped[name][()], free[name][()], rtol=rtol, err_msg=name)
+
+
+def test_a_gpu_block_may_hold_more_samples_than_a_cpu_block():
+    """One GPU thread per matrix in the spectra kernels: a block on a GPU with room for them holds
+    up to GPU_BLOCK_CAP samples, on a CPU at most BLOCK_CAP; both within half the memory."""
+    from svperturb.studies import BLOCK_CAP, GPU_BLOCK_CAP, block_size_for
+
+    point = {"distribution": "gaussian", "width": 100}
+    assert block_size_for("unit_variance", point, 10**7) == BLOCK_CAP
+    on_h200 = block_size_for("unit_variance", point, 4000, device_free_bytes=140 * 2**30)
+    assert on_h200 == GPU_BLOCK_CAP
+    small = block_size_for("unit_variance", point, 4000, device_free_bytes=2 * 2**30)
+    assert small < GPU_BLOCK_CAP and small * 6 * 100 * 100 * 8 <= 2**30

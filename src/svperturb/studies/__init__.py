@@ -70,6 +70,12 @@ def grid_points(name: str, grid: Mapping[str, list]) -> Iterator[dict[str, Any]]
         yield {**dict(zip(study.AXES, values)), **inner}
 
 
+# Most samples per block. On a GPU more: svperturb's spectra kernels (eigenvalue_kernel) run one
+# thread per matrix, and an H200 holds about 270,000 threads at once (132 multiprocessors x 2,048):
+# a block of 8,192 matrices would leave most of it idle.
+BLOCK_CAP, GPU_BLOCK_CAP = 8192, 65536
+
+
 def block_size_for(name: str, point: Mapping[str, Any], memory_mb: int,
                    device_free_bytes: int | None = None) -> int:
     """Matrices per block so that one block's arrays stay within about half of `memory_mb`.
@@ -77,7 +83,8 @@ def block_size_for(name: str, point: Mapping[str, Any], memory_mb: int,
     A study may say what one sample needs in bytes (`bytes_per_sample(point)`); otherwise a block
     holds, per sample and per inner value, a few n x n float64 matrices (inputs, the LAPACK copy
     and workspace). The interpreter and libraries take ~200 MB of the budget. On a GPU the budget
-    is half the free device memory (`device_free_bytes`).
+    is half the free device memory (`device_free_bytes`), and a block may hold more samples
+    (GPU_BLOCK_CAP).
     """
     study = get_study(name)
     if hasattr(study, "bytes_per_sample"):
@@ -86,10 +93,10 @@ def block_size_for(name: str, point: Mapping[str, Any], memory_mb: int,
         n = point["width"]
         copies = 6 * (1 + sum(len(point[axis]) for axis in study.INNER))
         per_sample = copies * n * n * 8
-    budget = max(memory_mb - 200, 50) * 2**20 // 2
+    budget, cap = max(memory_mb - 200, 50) * 2**20 // 2, BLOCK_CAP
     if device_free_bytes is not None:  # on a GPU the arrays live in device memory
-        budget = device_free_bytes // 2
-    block = max(1, min(budget // per_sample, 8192))
+        budget, cap = device_free_bytes // 2, GPU_BLOCK_CAP
+    block = max(1, min(budget // per_sample, cap))
     return block - block % SEED_CHUNK if block >= SEED_CHUNK else block
 
 
