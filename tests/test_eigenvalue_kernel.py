@@ -274,7 +274,7 @@ def test_without_nvrtc_the_library_solver_is_used_and_said_once(caplog, monkeypa
 @pytest.mark.skipif(CUPY is None, reason="needs CuPy and a usable GPU")
 @pytest.mark.parametrize("n", [33, 100])
 def test_on_the_gpu_the_kernels_meet_the_bounds_and_agree_with_their_c_build(n):
-    """130 matrices of each kind: a full block of 128 threads and a partial one."""
+    """130 matrices of each kind: two full blocks of 64 threads and a partial one."""
     for kind, stack in symmetric_stacks(n, count=130).items():
         ours = eigenvalue_kernel.symmetric_eigenvalues_by_kernel(CUPY.asarray(stack), CUPY).get()
         reference = np.linalg.eigvalsh(stack)[:, ::-1]
@@ -310,10 +310,10 @@ def test_on_the_gpu_the_engine_with_the_kernels_meets_the_contract(monkeypatch):
 
 
 @pytest.mark.skipif(kernel_on_cpu.cxx_compiler() is None, reason="needs a C++ compiler")
-@pytest.mark.parametrize("count", [1, 128, 300])
+@pytest.mark.parametrize("count", [1, 64, 150])
 def test_the_cuda_branch_launched_as_cupy_launches_it_equals_the_c_build(monkeypatch, count):
     """The wrappers with the kernels' CUDA branch (thread indices emulated) in place of CuPy's
-    compiled kernels: the grid covers every matrix (300 = 2 full blocks of 128 and a partial one,
+    compiled kernels: the grid covers every matrix (150 = 2 full blocks of 64 and a partial one,
     whose idle threads must write nothing), the arguments are what the kernels take, and each
     matrix gets the C build's values bit for bit; the caller's stack is left as it was."""
     monkeypatch.setattr(eigenvalue_kernel, "_compiled", kernel_on_cpu.cuda_emulation)
