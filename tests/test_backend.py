@@ -152,14 +152,22 @@ def test_a_small_gpu_memory_cap_halves_the_block_and_gives_the_same_shard(tmp_pa
             np.testing.assert_allclose(capped[name][()], free[name][()], rtol=rtol, err_msg=name)
 
 
-def test_a_gpu_block_may_hold_more_samples_than_a_cpu_block():
-    """One GPU thread per matrix in the spectra kernels: a block on a GPU with room for them holds
-    up to GPU_BLOCK_CAP samples, on a CPU at most BLOCK_CAP; both within half the memory."""
+def test_a_gpu_block_may_hold_more_samples_than_a_cpu_block_within_both_memories():
+    """One GPU thread per matrix in the spectra kernels: a block on a GPU holds up to
+    GPU_BLOCK_CAP samples, on a CPU at most BLOCK_CAP; on a GPU within half the free device memory
+    and, for the draws it keeps on the host (2 n x n per sample), within half of the job's memory
+    (a scheduler kills a job that exceeds it)."""
     from svperturb.studies import BLOCK_CAP, GPU_BLOCK_CAP, block_size_for
 
     point = {"distribution": "gaussian", "width": 100}
+    host = 2 * 100 * 100 * 8
     assert block_size_for("unit_variance", point, 10**7) == BLOCK_CAP
-    on_h200 = block_size_for("unit_variance", point, 4000, device_free_bytes=140 * 2**30)
-    assert on_h200 == GPU_BLOCK_CAP
-    small = block_size_for("unit_variance", point, 4000, device_free_bytes=2 * 2**30)
-    assert small < GPU_BLOCK_CAP and small * 6 * 100 * 100 * 8 <= 2**30
+    roomy = block_size_for("unit_variance", point, 30000, device_free_bytes=140 * 2**30)
+    assert roomy == GPU_BLOCK_CAP
+    by_device = block_size_for("unit_variance", point, 30000, device_free_bytes=2 * 2**30)
+    assert by_device < GPU_BLOCK_CAP and by_device * 6 * 100 * 100 * 8 <= 2**30
+    by_host = block_size_for("unit_variance", point, 2000, device_free_bytes=140 * 2**30)
+    assert by_host < GPU_BLOCK_CAP and by_host * host <= (2000 - 200) * 2**20 // 2
+    wide = block_size_for("unit_variance", {"distribution": "gaussian", "width": 1000}, 2000,
+                          device_free_bytes=140 * 2**30)
+    assert wide * 2 * 1000 * 1000 * 8 <= (2000 - 200) * 2**20 // 2  # not 1,536 (25 GB on the host)

@@ -82,21 +82,28 @@ def block_size_for(name: str, point: Mapping[str, Any], memory_mb: int,
 
     A study may say what one sample needs in bytes (`bytes_per_sample(point)`); otherwise a block
     holds, per sample and per inner value, a few n x n float64 matrices (inputs, the LAPACK copy
-    and workspace). The interpreter and libraries take ~200 MB of the budget. On a GPU the budget
-    is half the free device memory (`device_free_bytes`), and a block may hold more samples
-    (GPU_BLOCK_CAP).
+    and workspace). The interpreter and libraries take ~200 MB of the budget. On a GPU those
+    arrays live in device memory, within half the free device memory (`device_free_bytes`), and a
+    block may hold more samples (GPU_BLOCK_CAP); the host still holds the block's draws, about
+    two n x n float64 matrices per sample (the draw and its copy on the way to the device; a
+    study's own bytes_per_sample where it has one), within half of `memory_mb`, so that a job
+    stays within the memory its scheduler granted it.
     """
     study = get_study(name)
-    if hasattr(study, "bytes_per_sample"):
+    custom = hasattr(study, "bytes_per_sample")
+    if custom:
         per_sample = int(study.bytes_per_sample(point))
     else:
         n = point["width"]
         copies = 6 * (1 + sum(len(point[axis]) for axis in study.INNER))
         per_sample = copies * n * n * 8
-    budget, cap = max(memory_mb - 200, 50) * 2**20 // 2, BLOCK_CAP
-    if device_free_bytes is not None:  # on a GPU the arrays live in device memory
-        budget, cap = device_free_bytes // 2, GPU_BLOCK_CAP
-    block = max(1, min(budget // per_sample, cap))
+    host_budget = max(memory_mb - 200, 50) * 2**20 // 2
+    if device_free_bytes is None:
+        block = min(host_budget // per_sample, BLOCK_CAP)
+    else:
+        on_host = per_sample if custom else 2 * point["width"] ** 2 * 8
+        block = min(device_free_bytes // 2 // per_sample, host_budget // on_host, GPU_BLOCK_CAP)
+    block = max(1, block)
     return block - block % SEED_CHUNK if block >= SEED_CHUNK else block
 
 
