@@ -79,9 +79,8 @@ def _library() -> ctypes.CDLL:
 
 @cache
 def _emulation() -> ctypes.CDLL:
-    # -Wno-unknown-pragmas: CUDA's "#pragma unroll", which the C++ compiler does not know
-    library = _build([cxx_compiler(), "-std=c++11", "-D__CUDACC_RTC__", "-Wno-unknown-pragmas"],
-                     "emulation.cpp", CUDA_EMULATION)
+    library = _build([cxx_compiler(), "-std=c++11", "-D__CUDACC_RTC__"], "emulation.cpp",
+                     CUDA_EMULATION)
     library.launch.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_uint, *ARGUMENTS]
     library.launch.restype = None
     return library

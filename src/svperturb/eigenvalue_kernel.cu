@@ -41,7 +41,6 @@
 #ifdef __CUDACC_RTC__
 #define EXPORT extern "C" __global__
 #define DEVICE static __device__
-#define UNROLL _Pragma("unroll")
 #define FOR_EACH_MATRIX(b, batch)                                           \
     const long long b = (long long)blockIdx.x * blockDim.x + threadIdx.x; \
     if (b < (batch))
@@ -49,12 +48,12 @@
 #include <math.h>
 #define EXPORT
 #define DEVICE static
-#define UNROLL
 #define FOR_EACH_MATRIX(b, batch) for (long long b = 0; b < (batch); ++b)
 #endif
 
 /* Rows (or columns) of a block that each pass over the trailing matrix updates together, their
-   vector entries held in registers: a vector entry is then read once for ROWS matrix entries. The
+   vector entries held in registers (the compilers unroll the loops over them, of constant
+   length): a vector entry is then read once for ROWS matrix entries. The
    matrix is streamed from device memory, and so are the vectors (a warp's vector of n = 100
    entries is 25.6 kB, too much for the caches once thousands of threads are resident). */
 #define ROWS 4
@@ -172,22 +171,22 @@ DEVICE void symmetric_product(const double *a, const double *v, double *p, int f
     int i = first;
     for (; i + ROWS <= n; i += ROWS) {
         double vr[ROWS], sum[ROWS];
-        UNROLL for (int r = 0; r < ROWS; ++r) {
+        for (int r = 0; r < ROWS; ++r) {
             vr[r] = AT(v, i + r);
             sum[r] = 0.0;
         }
         for (int j = first; j < i; ++j) {
             const double vj = AT(v, j);
             double column = 0.0;
-            UNROLL for (int r = 0; r < ROWS; ++r) {
+            for (int r = 0; r < ROWS; ++r) {
                 const double x = A(i + r, j);
                 sum[r] += x * vj;
                 column += x * vr[r];
             }
             AT(p, j) += column;
         }
-        UNROLL for (int r = 0; r < ROWS; ++r) {
-            UNROLL for (int c = 0; c < ROWS; ++c) {
+        for (int r = 0; r < ROWS; ++r) {
+            for (int c = 0; c < ROWS; ++c) {
                 if (c > r)
                     continue;
                 const double x = A(i + r, i + c);
@@ -196,7 +195,7 @@ DEVICE void symmetric_product(const double *a, const double *v, double *p, int f
                     sum[c] += x * vr[r];
             }
         }
-        UNROLL for (int r = 0; r < ROWS; ++r)
+        for (int r = 0; r < ROWS; ++r)
             AT(p, i + r) += sum[r];
     }
     for (; i < n; ++i) {
@@ -218,17 +217,17 @@ DEVICE void symmetric_rank2_update(double *a, const double *v, const double *w, 
     int i = first;
     for (; i + ROWS <= n; i += ROWS) {
         double vr[ROWS], wr[ROWS];
-        UNROLL for (int r = 0; r < ROWS; ++r) {
+        for (int r = 0; r < ROWS; ++r) {
             vr[r] = AT(v, i + r);
             wr[r] = AT(w, i + r);
         }
         for (int j = first; j < i; ++j) {
             const double vj = AT(v, j), wj = AT(w, j);
-            UNROLL for (int r = 0; r < ROWS; ++r)
+            for (int r = 0; r < ROWS; ++r)
                 A(i + r, j) -= vr[r] * wj + wr[r] * vj;
         }
-        UNROLL for (int r = 0; r < ROWS; ++r) {
-            UNROLL for (int c = 0; c < ROWS; ++c) {
+        for (int r = 0; r < ROWS; ++r) {
+            for (int c = 0; c < ROWS; ++c) {
                 if (c <= r)
                     A(i + r, i + c) -= vr[r] * wr[c] + wr[r] * vr[c];
             }
@@ -252,18 +251,18 @@ DEVICE void reflect(double *a, long long along, long long across, const double *
     int j = from;
     for (; j + ROWS <= n; j += ROWS) {
         double sum[ROWS];
-        UNROLL for (int r = 0; r < ROWS; ++r)
+        for (int r = 0; r < ROWS; ++r)
             sum[r] = 0.0;
         for (int i = first; i < n; ++i) {
             const double vi = AT(v, i);
-            UNROLL for (int r = 0; r < ROWS; ++r)
+            for (int r = 0; r < ROWS; ++r)
                 sum[r] += vi * X(i, j + r);
         }
-        UNROLL for (int r = 0; r < ROWS; ++r)
+        for (int r = 0; r < ROWS; ++r)
             sum[r] *= tau;
         for (int i = first; i < n; ++i) {
             const double vi = AT(v, i);
-            UNROLL for (int r = 0; r < ROWS; ++r)
+            for (int r = 0; r < ROWS; ++r)
                 X(i, j + r) -= sum[r] * vi;
         }
     }
