@@ -93,6 +93,17 @@ def test_small_widths_are_correct_to_rounding(n):
         assert_within_twice_the_bound(on_cpu(stack), reference, 5 * n, f"{kind}, n = {n}")
 
 
+def kernel_calls(monkeypatch) -> list[tuple[str, tuple]]:
+    """From now on, each call of the kernels' wrappers (whatever stands behind them), as
+    (wrapper name, stack shape), in order."""
+    calls = []
+    for name in ("symmetric_eigenvalues_by_kernel", "singular_values_by_kernel"):
+        real = getattr(eigenvalue_kernel, name)
+        monkeypatch.setattr(eigenvalue_kernel, name, lambda m, xp, name=name, real=real:
+                            calls.append((name, m.shape)) or real(m, xp))
+    return calls
+
+
 def general_stacks(n: int, count: int = 12) -> dict[str, np.ndarray]:
     """The matrices whose singular values the engine's augmented route computes, and harder ones."""
     rng = np.random.default_rng(n + 1)
@@ -193,11 +204,7 @@ def test_the_engine_takes_the_kernels_on_cupys_routes_from_n_33(cupy_routes, mon
     """With CuPy's routes (conftest.take_cupy_routes) the engine's spectra come from the kernels'
     C build from n = 33 on: the Gram matrices' eigenvalues from the symmetric one, the samples the
     Gram route cannot certify from the singular-value one; both routes still meet the contract."""
-    calls = []
-    for name in ("symmetric_eigenvalues_by_kernel", "singular_values_by_kernel"):
-        real = getattr(eigenvalue_kernel, name)
-        monkeypatch.setattr(eigenvalue_kernel, name, lambda m, xp, name=name, real=real:
-                            calls.append((name, m.shape)) or real(m, xp))
+    calls = kernel_calls(monkeypatch)
     w = unit_variance_matrices(7, "kernel", 40, "gaussian", 0, 60) * weight_std(40, 2.0)
     w[30:] = add_identity(w[30:], 1.0)  # W1 alone (kappa ~ n), then ResNet layers (kappa ~ 2)
     spectrum = engine.singular_values(w, np, well_conditioned=False)
@@ -293,15 +300,12 @@ def test_on_the_gpu_the_engine_with_the_kernels_meets_the_contract(monkeypatch):
     within 1e-12 and s_n within 1e-10 of LAPACK's, nothing left to LAPACK on either."""
     smallest, largest, _ = engine.EIGENVALUE_KERNEL["cupy"]
     monkeypatch.setitem(engine.EIGENVALUE_KERNEL, "cupy", (smallest, largest, 1))
-    calls = []
-    for name in ("symmetric_eigenvalues_by_kernel", "singular_values_by_kernel"):
-        real = getattr(eigenvalue_kernel, name)
-        monkeypatch.setattr(eigenvalue_kernel, name, lambda m, xp, name=name, real=real:
-                            calls.append(name) or real(m, xp))
+    calls = kernel_calls(monkeypatch)
     w = unit_variance_matrices(8, "kernel", 100, "gaussian", 0, 200) * weight_std(100, 2.0)
     w[100:] = add_identity(w[100:], 1.0)
     spectrum = engine.singular_values(CUPY.asarray(w), CUPY, well_conditioned=False)
-    assert set(calls) == {"symmetric_eigenvalues_by_kernel", "singular_values_by_kernel"}
+    assert {name for name, _ in calls} == {"symmetric_eigenvalues_by_kernel",
+                                           "singular_values_by_kernel"}
     values, fallback = spectrum.values.get(), spectrum.fallback.get()
     reference = np.linalg.svd(w, compute_uv=False)
     np.testing.assert_allclose(values[:, 0], reference[:, 0], rtol=1e-12, atol=0)

@@ -305,9 +305,10 @@ def isolating_failures(compute, stack, what: str, xp: ModuleType = np, vectors: 
 # Where symmetric_eigenvalues and the augmented route call svperturb's own batched kernels
 # (eigenvalue_kernel: one GPU thread per matrix) instead of the library's eigensolver: (smallest n,
 # largest n, fewest matrices) of the matrices the kernel reduces (A for the augmented route),
-# None: never. Design estimates, not yet measured on a GPU (svperturb bench times the kernels beside
-# the library calls they replace, raw, in its routes table): above n = 32 cuSOLVER's batched eigensolver is the engine's bottleneck (SPEC section 4),
-# while the kernel's cost grows as n^3 per thread and needs thousands of matrices to fill the GPU.
+# None: never. Design estimates, not yet measured on a GPU (`svperturb bench --kernel-sweep` times
+# the kernels beside the library calls they replace and suggests this entry): above n = 32
+# cuSOLVER's batched eigensolver is the engine's bottleneck (SPEC section 4), while the kernels'
+# cost grows as n^3 per thread and they need thousands of matrices to fill the GPU.
 EIGENVALUE_KERNEL = {"numpy": None, "cupy": (33, 400, 4096)}
 
 
@@ -437,12 +438,15 @@ def singular_values(a, xp: ModuleType = np, route: str = "auto", workers: int = 
             values[hopeful] = gram_values
             pending[hopeful] = ~certified
             square_error[hopeful] = xp.where(certified, delta, 0.0)
-    if (chosen == "augmented" or (chosen == "gram" and tries_augmented(n, xp))) and bool(pending.any()):
+    tries = chosen == "augmented" or (chosen == "gram" and tries_augmented(n, xp))
+    if tries and bool(pending.any()):
         where = xp.nonzero(pending)[0]
         sub = a[where]
-        structural = xp.maximum(*(line_sums(sub, xp) if sums is None else sums.take(where)).zero_lines())
+        sub_sums = line_sums(sub, xp) if sums is None else sums.take(where)
+        structural = xp.maximum(*sub_sums.zero_lines())
         aug_values, certified, delta = augmented_singular_values(sub, xp, structural)
-        refined, theta, error = _refine_the_smallest(sub, aug_values, certified, delta, structural, xp)
+        refined, theta, error = _refine_the_smallest(sub, sub_sums, aug_values, certified, delta,
+                                                     structural, xp)
         aug_values[refined, -1] = theta
         certified[refined] = True
         delta[refined] = error  # max(delta, the bound on s_n): a bound on every |s^_i - s_i|
@@ -459,13 +463,15 @@ def singular_values(a, xp: ModuleType = np, route: str = "auto", workers: int = 
     return Spectrum(values, pending, chosen, square_error, absolute_error, augmented)
 
 
-def _refine_the_smallest(a, aug_values, certified, delta, structural, xp: ModuleType):
-    """(indices, theta, error) for the matrices of `a` whose augmented spectrum (aug_values, each
-    within delta) proves every s_i but s_n, and that have no zero line (`structural` 0): s_n by
-    inverse iteration (extreme_singular_values), certified by the Kato-Temple bound with
-    s_(n-1) >= s^_(n-1) - delta; `indices` those where it is proved, `error` max(delta, the bound
-    on s_n). This is kappa beyond the augmented route's 1e-10 / (2 n eps) (2,300 at n = 100) with
-    an isolated s_n: 12 % of W1 alone at n = 100, which would otherwise loop through CuPy's SVD."""
+def _refine_the_smallest(a, sums: LineSums, aug_values, certified, delta, structural,
+                         xp: ModuleType):
+    """(indices, theta, error) for the matrices of `a` (`sums` = line_sums(a)) whose augmented
+    spectrum (aug_values, each within delta) proves every s_i but s_n, and that have no zero line
+    (`structural` 0): s_n by inverse iteration (extreme_singular_values), certified by the
+    Kato-Temple bound with s_(n-1) >= s^_(n-1) - delta; `indices` those where it is proved,
+    `error` max(delta, the bound on s_n). This is kappa beyond the augmented route's reach,
+    1e-10 / (2n eps) (2,300 at n = 100; 1,500 with the kernel's 3n eps), with an isolated s_n:
+    12 % of W1 alone at n = 100, which would otherwise loop through CuPy's SVD."""
     none = xp.zeros(0, dtype=xp.int64)
     if a.shape[-1] < 2 or bool(certified.all()):
         return none, xp.zeros(0), xp.zeros(0)
@@ -477,7 +483,7 @@ def _refine_the_smallest(a, aug_values, certified, delta, structural, xp: Module
         return none, xp.zeros(0), xp.zeros(0)
     sub = a[refine]
     next_low = (after[refine] - delta[refine]) * (1 - 2 * EPS)  # the subtraction's rounding
-    theta, bound, proved = _inverse_iteration(sub, next_low, abs_norm_product(sub, xp), xp)
+    theta, bound, proved = _inverse_iteration(sub, next_low, sums.take(refine).norm_product(), xp)
     return refine[proved], theta[proved], xp.maximum(delta[refine[proved]], bound[proved])
 
 
@@ -683,7 +689,8 @@ def extreme_singular_values(a, xp: ModuleType = np) -> Extremes:
         raise ValueError(f"expected a stack of square matrices (samples, n, n), n >= 2, got shape "
                          f"{a.shape}")
     count, n = a.shape[0], a.shape[-1]
-    norm_product = abs_norm_product(a, xp)
+    sums = line_sums(a, xp)
+    norm_product = sums.norm_product()
     eigenvalues = symmetric_eigenvalues(xp.swapaxes(a, -1, -2) @ a, xp)
     delta = gram_error_bound(norm_product, eigenvalues[:, 0], n, xp)
     lam_1, lam_n, lam_next = eigenvalues[:, 0], eigenvalues[:, -1], eigenvalues[:, -2]
@@ -709,7 +716,8 @@ def extreme_singular_values(a, xp: ModuleType = np) -> Extremes:
 
     if tries_augmented(n, xp) and bool((route == 2).any()):
         where = xp.nonzero(route == 2)[0]
-        values, certified, delta = augmented_singular_values(a[where], xp)
+        values, certified, delta = augmented_singular_values(
+            a[where], xp, xp.maximum(*sums.take(where).zero_lines()))
         proved = where[certified]
         take_whole_spectra(proved, values[certified])
         error[proved], route[proved] = delta[certified], 3

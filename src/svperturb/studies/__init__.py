@@ -90,18 +90,16 @@ def block_size_for(name: str, point: Mapping[str, Any], memory_mb: int,
     stays within the memory its scheduler granted it.
     """
     study = get_study(name)
-    custom = hasattr(study, "bytes_per_sample")
-    if custom:
-        per_sample = int(study.bytes_per_sample(point))
+    if hasattr(study, "bytes_per_sample"):
+        per_sample = on_host = int(study.bytes_per_sample(point))
     else:
         n = point["width"]
         copies = 6 * (1 + sum(len(point[axis]) for axis in study.INNER))
-        per_sample = copies * n * n * 8
+        per_sample, on_host = copies * n * n * 8, 2 * n * n * 8
     host_budget = max(memory_mb - 200, 50) * 2**20 // 2
     if device_free_bytes is None:
         block = min(host_budget // per_sample, BLOCK_CAP)
     else:
-        on_host = per_sample if custom else 2 * point["width"] ** 2 * 8
         block = min(device_free_bytes // 2 // per_sample, host_budget // on_host, GPU_BLOCK_CAP)
     block = max(1, block)
     return block - block % SEED_CHUNK if block >= SEED_CHUNK else block
