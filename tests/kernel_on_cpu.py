@@ -4,13 +4,18 @@ no GPU is, in two builds of the same text:
   gives each matrix a thread, the same layout (entries of `chunk` matrices side by side);
 - as its CUDA branch, compiled as C++ with CUDA's thread indices emulated (cuda_emulation): a
   launch runs every thread of every block in turn, which is exact for kernels whose threads share
-  nothing; it stands in for CuPy's compiled kernels, so the wrapper's launch is tested too."""
+  nothing; it stands in for CuPy's compiled kernels, so the wrapper's launch is tested too.
+What runs only on a GPU is compiled here as CuPy compiles it: by NVRTC (nvrtc_ptx), to the GPU's
+machine code by ptxas (gpu_resources), from NVIDIA's wheels nvidia-cuda-nvrtc-cu12 and
+nvidia-cuda-nvcc-cu12 (svperturb[test])."""
 
 from __future__ import annotations
 
 import ctypes
+import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from tempfile import mkdtemp
@@ -129,3 +134,79 @@ def singular_values_on_cpu(matrices, xp=np, chunk: int = CHUNK):
 def all_values_on_cpu(matrices, chunk: int = CHUNK) -> np.ndarray:
     """The singular-value kernel's whole output (samples, 2n): s_i, then -s_(n+1-i)."""
     return _on_cpu(SINGULAR, matrices, np, chunk, lambda n: 2 * n)
+
+
+def _nvidia_file(package: str, relative: str) -> Path | None:
+    """A file of NVIDIA's wheel `package` (nvidia.<package>), None where it is not installed."""
+    try:
+        module = __import__(f"nvidia.{package}", fromlist=["__path__"])
+    except ImportError:
+        return None
+    found = [Path(folder) / relative for folder in module.__path__]
+    return next((path for path in found if path.exists()), None)
+
+
+def nvrtc_path() -> Path | None:
+    return _nvidia_file("cuda_nvrtc", "lib/libnvrtc.so.12")
+
+
+def ptxas_path() -> Path | None:
+    return _nvidia_file("cuda_nvcc", "bin/ptxas")
+
+
+def nvrtc_ptx(architecture: int, options=eigenvalue_kernel.NVRTC_OPTIONS) -> tuple[str, str]:
+    """(PTX, NVRTC's log) of the kernels' source compiled by NVRTC as CuPy compiles it, with
+    `options` and -arch=compute_<architecture> (90: H100, H200); RuntimeError with the log where
+    NVRTC refuses it."""
+    library = ctypes.CDLL(str(nvrtc_path()))
+    program = ctypes.c_void_p()
+    status = library.nvrtcCreateProgram(ctypes.byref(program), eigenvalue_kernel.source().encode(),
+                                        b"eigenvalue_kernel.cu", 0, None, None)
+    if status:
+        raise RuntimeError(f"nvrtcCreateProgram: status {status}")
+    try:
+        arguments = [*(o.encode() for o in options), f"-arch=compute_{architecture}".encode()]
+        status = library.nvrtcCompileProgram(
+            program, len(arguments), (ctypes.c_char_p * len(arguments))(*arguments))
+        size = ctypes.c_size_t()
+        library.nvrtcGetProgramLogSize(program, ctypes.byref(size))
+        log = ctypes.create_string_buffer(size.value)
+        library.nvrtcGetProgramLog(program, log)
+        if status:
+            raise RuntimeError(f"NVRTC refused the kernels (status {status}):\n{log.value.decode()}")
+        library.nvrtcGetPTXSize(program, ctypes.byref(size))
+        ptx = ctypes.create_string_buffer(size.value)
+        library.nvrtcGetPTX(program, ptx)
+        return ptx.value.decode(), log.value.decode()
+    finally:
+        library.nvrtcDestroyProgram(ctypes.byref(program))
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What ptxas gives one kernel (per thread): registers, and bytes of local memory."""
+
+    registers: int
+    stack_frame: int
+    spill_stores: int
+    spill_loads: int
+
+
+def gpu_resources(architecture: int) -> dict[str, Resources]:
+    """Each kernel's Resources in the machine code of sm_<architecture>, by ptxas -v on NVRTC's
+    PTX (what the GPU's driver does with it when CuPy loads the module)."""
+    ptx, _ = nvrtc_ptx(architecture)
+    folder = Path(mkdtemp(prefix="svperturb-ptx-"))
+    (folder / "kernels.ptx").write_text(ptx)
+    done = subprocess.run([str(ptxas_path()), f"-arch=sm_{architecture}", "-v",
+                           str(folder / "kernels.ptx"), "-o", str(folder / "kernels.cubin")],
+                          capture_output=True, text=True, check=True)
+    report = done.stdout + done.stderr
+    names = re.findall(r"Function properties for (\w+)", report)
+    frames = re.findall(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill "
+                        r"loads", report)
+    registers = re.findall(r"Used (\d+) registers", report)
+    if not names or not len(names) == len(frames) == len(registers):
+        raise RuntimeError(f"unexpected ptxas report:\n{report}")
+    return {name: Resources(int(count), *map(int, frame))
+            for name, frame, count in zip(names, frames, registers)}

@@ -328,3 +328,32 @@ def test_the_cuda_branch_launched_as_cupy_launches_it_equals_the_c_build(monkeyp
     np.testing.assert_array_equal(eigenvalue_kernel.singular_values_by_kernel(stack, np),
                                   svd_on_cpu(stack, chunk=count))
     np.testing.assert_array_equal(stack, before)
+
+
+needs_nvrtc = pytest.mark.skipif(
+    kernel_on_cpu.nvrtc_path() is None or kernel_on_cpu.ptxas_path() is None,
+    reason="needs NVIDIA's wheels nvidia-cuda-nvrtc-cu12 and nvidia-cuda-nvcc-cu12 (svperturb[test])")
+
+
+@needs_nvrtc
+@pytest.mark.parametrize("architecture", [80, 90])
+def test_nvrtc_compiles_the_kernels_as_cupy_does_without_a_warning(architecture):
+    """The source CuPy hands NVRTC, with CuPy's options, for A100 (80) and H100/H200 (90): both
+    kernels exported under their C names (RawModule.get_function finds them so), no warning."""
+    ptx, log = kernel_on_cpu.nvrtc_ptx(architecture)
+    for name in (eigenvalue_kernel.SYMMETRIC, eigenvalue_kernel.SINGULAR):
+        assert f".entry {name}(" in ptx
+    assert "warning" not in log.lower(), log
+
+
+@needs_nvrtc
+@pytest.mark.parametrize("architecture", [80, 90])
+def test_the_rows_of_a_pass_stay_in_registers_on_the_gpu(architecture):
+    """The kernels' design (eigenvalue_kernel.cu, ROWS): the vector entries of the ROWS lines a
+    pass updates are held in registers. In the GPU's machine code that means no local memory per
+    thread: no stack frame (an array indexed at run time would take one) and no spills (too many
+    live values would), either of which would add a second stream of device-memory traffic."""
+    resources = kernel_on_cpu.gpu_resources(architecture)
+    assert set(resources) == {eigenvalue_kernel.SYMMETRIC, eigenvalue_kernel.SINGULAR}
+    for name, used in resources.items():
+        assert (used.stack_frame, used.spill_stores, used.spill_loads) == (0, 0, 0), (name, used)

@@ -16,8 +16,8 @@ engine.EIGENVALUE_KERNEL says where the engine uses them.
 
 The same source is plain C: the test suite compiles it with the C compiler and checks it against
 LAPACK on the CPU, and compiles its CUDA branch as C++ with CUDA's thread indices emulated in
-place of CuPy's compiled kernel (tests/kernel_on_cpu.py): NVRTC and the GPU itself are left to
-the GPU tests.
+place of CuPy's compiled kernel, and compiles it with NVRTC and ptxas as CuPy does
+(tests/kernel_on_cpu.py): only the GPU itself is left to the GPU tests.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ SINGULAR = "batched_singular_values"
 # Two warps per block: a multiprocessor still fills up (32 blocks of 64 = 2,048 threads), and a
 # batch of a few thousand matrices spreads over all of a GPU's multiprocessors instead of a quarter.
 THREADS_PER_BLOCK = 64
+# NVRTC's options; CuPy adds the GPU's architecture (the tests compile the source with the same
+# options for the GPUs svperturb targets, where no GPU is: tests/kernel_on_cpu.py)
+NVRTC_OPTIONS = ("--std=c++11",)
 
 
 def source() -> str:
@@ -59,7 +62,7 @@ def buffers(matrices, name: str, xp: ModuleType = np):
 def _compiled():
     import cupy
 
-    module = cupy.RawModule(code=source(), options=("--std=c++11",))
+    module = cupy.RawModule(code=source(), options=NVRTC_OPTIONS)
     return {name: module.get_function(name) for name in (SYMMETRIC, SINGULAR)}
 
 
