@@ -154,20 +154,30 @@ def test_a_small_gpu_memory_cap_halves_the_block_and_gives_the_same_shard(tmp_pa
 
 def test_a_gpu_block_may_hold_more_samples_than_a_cpu_block_within_both_memories():
     """One GPU thread per matrix in the spectra kernels: a block on a GPU holds up to
-    GPU_BLOCK_CAP samples, on a CPU at most BLOCK_CAP; on a GPU within half the free device memory
-    and, for the draws it keeps on the host (2 n x n per sample), within half of the job's memory
-    (a scheduler kills a job that exceeds it)."""
-    from svperturb.studies import BLOCK_CAP, GPU_BLOCK_CAP, block_size_for
+    GPU_BLOCK_CAP samples, on a CPU at most BLOCK_CAP; MATRICES_PER_SAMPLE n x n float64 per
+    sample, on a GPU within half the free device memory. The host, within half of the job's
+    memory (a scheduler kills a job that exceeds it), keeps the results of a study that sends its
+    draws to the device in pieces, and the whole draws of one that does not."""
+    from svperturb.studies import (BLOCK_CAP, GPU_BLOCK_CAP, MATRICES_PER_SAMPLE, block_size_for,
+                                   get_study)
 
     point = {"distribution": "gaussian", "width": 100}
-    host = 2 * 100 * 100 * 8
+    per_sample = MATRICES_PER_SAMPLE * 100 * 100 * 8
+    half_host = (2000 - 200) * 2**20 // 2
     assert block_size_for("unit_variance", point, 10**7) == BLOCK_CAP
-    roomy = block_size_for("unit_variance", point, 30000, device_free_bytes=140 * 2**30)
-    assert roomy == GPU_BLOCK_CAP
-    by_device = block_size_for("unit_variance", point, 30000, device_free_bytes=2 * 2**30)
-    assert by_device < GPU_BLOCK_CAP and by_device * 6 * 100 * 100 * 8 <= 2**30
-    by_host = block_size_for("unit_variance", point, 2000, device_free_bytes=140 * 2**30)
-    assert by_host < GPU_BLOCK_CAP and by_host * host <= (2000 - 200) * 2**20 // 2
-    wide = block_size_for("unit_variance", {"distribution": "gaussian", "width": 1000}, 2000,
-                          device_free_bytes=140 * 2**30)
-    assert wide * 2 * 1000 * 1000 * 8 <= (2000 - 200) * 2**20 // 2  # not 1,536 (25 GB on the host)
+    on_cpu = block_size_for("unit_variance", point, 2000)
+    assert on_cpu * per_sample <= half_host < (on_cpu + 64) * per_sample
+    roomy = block_size_for("unit_variance", {**point, "width": 50}, 2000,
+                           device_free_bytes=140 * 2**30)
+    assert roomy == GPU_BLOCK_CAP  # the results alone on the host: 2,000 MB is plenty
+    by_device = block_size_for("unit_variance", point, 2000, device_free_bytes=2 * 2**30)
+    assert by_device * per_sample <= 2**30 < (by_device + 64) * per_sample
+    wide = {"distribution": "gaussian", "width": 1000, "weight_scale": 2, "skip": [0, 0.5, 1]}
+    assert block_size_for("resnet_layer", wide, 2000, device_free_bytes=140 * 2**30) == \
+        140 * 2**30 // 2 // (MATRICES_PER_SAMPLE * 1000 * 1000 * 8) // 64 * 64
+    # a study that keeps its draws on the host: within half of the job's memory there too
+    hard = {"width": 50, "depth": 4, "weight_pattern": "uniform", "entry_bound": [0.5],
+            "activation_slope": [0.5], "activity": [0.5]}
+    on_host = get_study("hard_bounds").bytes_per_sample(hard)
+    tight = block_size_for("hard_bounds", hard, 2000, device_free_bytes=140 * 2**30)
+    assert tight * on_host <= half_host < (tight + 64) * on_host

@@ -54,6 +54,41 @@ def test_weights_drawn_at_once_equal_weights_drawn_in_pieces(distribution, start
     np.testing.assert_array_equal(whole, drawn_in_pieces(draw, start, stop, cuts))
 
 
+class DeviceStandIn:
+    """An array module that is not NumPy (so the draws take the device path), recording the host
+    arrays sent to it."""
+
+    def __init__(self):
+        self.sent: list[np.ndarray] = []
+
+    def empty(self, shape):
+        return np.full(shape, np.nan)
+
+    def asarray(self, host):
+        self.sent.append(host)
+        return host.copy()
+
+
+@pytest.mark.parametrize("start, stop", [(0, 1), (37, 37 + 5 * SEED_CHUNK + 9), (128, 640)])
+def test_weights_for_a_device_cross_the_host_in_pieces_and_equal_the_host_draws(
+        start, stop, monkeypatch):
+    """On a device the block's weights reach it a piece at a time (two seed chunks here), so that
+    the host never holds the whole block; the values are the host's draws times `scale`, bit for
+    bit, and each piece after the first starts on a seed chunk (no chunk is drawn twice)."""
+    n, scale = 6, weight_std(6, 2.0)
+    monkeypatch.setattr(ensembles, "DEVICE_TRANSFER_BYTES", 2 * SEED_CHUNK * n * n * 8)
+    device = DeviceStandIn()
+    ours = unit_variance_matrices(SEED, "resnet_layer", n, "uniform", start, stop, xp=device,
+                                  scale=scale)
+    np.testing.assert_array_equal(
+        ours, unit_variance_matrices(SEED, "resnet_layer", n, "uniform", start, stop) * scale)
+    sizes = [len(piece) for piece in device.sent]
+    assert sum(sizes) == stop - start and max(sizes) <= 2 * SEED_CHUNK
+    firsts = np.cumsum([start, *sizes[:-1]])
+    assert all(first % SEED_CHUNK == 0 for first in firsts[1:])
+    assert len(sizes) == len(range(start // (2 * SEED_CHUNK), (stop - 1) // (2 * SEED_CHUNK) + 1))
+
+
 DRAWS = {
     **{f"weights/{d}": lambda a, b, d=d: unit_variance_matrices(SEED, "unit_variance", 7, d, a, b)
        for d in DISTRIBUTIONS},

@@ -11,6 +11,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
 
 import numpy as np
 
@@ -18,6 +19,9 @@ DISTRIBUTIONS = ("gaussian", "uniform")
 SEED_CHUNK = 64  # samples per seed chunk; a constant of the data format, not a tuning knob
 
 THREADED_CHUNK_BYTES = 2**18  # smaller chunks are drawn faster on one thread than handed out
+# Draws bound for a device cross the host in pieces of about this many bytes (whole seed chunks),
+# so that a GPU block's size is bounded by device memory alone, not by the job's host memory.
+DEVICE_TRANSFER_BYTES = 2**26
 _draw_pool: ThreadPoolExecutor | None = None
 _draw_count = 1
 
@@ -86,12 +90,15 @@ def sample_draws(
 
 
 def unit_variance_matrices(
-    seed: int, study: str, n: int, distribution: str, start: int, stop: int, stream: str = "weights"
-) -> np.ndarray:
+    seed: int, study: str, n: int, distribution: str, start: int, stop: int, stream: str = "weights",
+    xp: ModuleType = np, scale: float = 1.0,
+):
     """K_n of Theorem 33: iid entries, zero mean, unit variance; shape (stop - start, n, n).
 
     Gaussian N(0, 1) or Uniform on [-sqrt(3), sqrt(3)]. `stream` names independent families of
-    weights in one study (e.g. "weights/layer=2"); "weights" is the first layer's.
+    weights in one study (e.g. "weights/layer=2"); "weights" is the first layer's. Multiplied by
+    `scale` (e.g. weight_std(n, r)) and returned as an array of module `xp`: on a device, drawn on
+    the host DEVICE_TRANSFER_BYTES at a time (the same values as one draw, bit for bit).
     """
     if distribution == "gaussian":
         def draw(g: np.random.Generator, size: int) -> np.ndarray:
@@ -104,7 +111,21 @@ def unit_variance_matrices(
     else:
         raise ValueError(f"distribution: got {distribution!r}; allowed: {', '.join(DISTRIBUTIONS)}")
     keys = (_code(study), n, _code(distribution), _code(stream))
-    return _draw_range(seed, keys, start, stop, draw)
+    if xp is np:
+        return _scaled(_draw_range(seed, keys, start, stop, draw), scale)
+    out = xp.empty((stop - start, n, n))
+    step = max(1, DEVICE_TRANSFER_BYTES // (SEED_CHUNK * n * n * 8)) * SEED_CHUNK
+    edges = [start, *range((start // step + 1) * step, stop, step), stop]  # within seed chunks
+    for first, last in zip(edges, edges[1:]):
+        out[first - start:last - start] = xp.asarray(
+            _scaled(_draw_range(seed, keys, first, last, draw), scale))
+    return out
+
+
+def _scaled(values: np.ndarray, scale: float) -> np.ndarray:
+    if scale != 1.0:
+        values *= scale
+    return values
 
 
 def weight_std(n: int, r: float) -> float:

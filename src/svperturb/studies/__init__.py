@@ -71,9 +71,16 @@ def grid_points(name: str, grid: Mapping[str, list]) -> Iterator[dict[str, Any]]
 
 
 # Most samples per block. On a GPU more: svperturb's spectra kernels (eigenvalue_kernel) run one
-# thread per matrix, and an H200 holds about 270,000 threads at once (132 multiprocessors x 2,048):
-# a block of 8,192 matrices would leave most of it idle.
+# thread per matrix, and an H200 keeps some 84,000 to 100,000 of their threads resident at once
+# (132 multiprocessors; 20 and 24 warps each by their registers, ptxas): a block of 8,192 matrices
+# would leave most of it idle.
 BLOCK_CAP, GPU_BLOCK_CAP = 8192, 65536
+# Bytes per sample of a study without its own bytes_per_sample, in n x n float64 matrices: peaks of
+# 2 to 7 (NumPy's routes) and 3.5 to 10 (CuPy's routes forced on NumPy) were measured with
+# tracemalloc for the four such studies at n = 64, whatever the number of skip values (their loops
+# over inner values free each value's arrays); the rest is head-room for a GPU library's workspace,
+# which tracemalloc does not see (an out-of-memory error still halves the block).
+MATRICES_PER_SAMPLE = 16
 
 
 def block_size_for(name: str, point: Mapping[str, Any], memory_mb: int,
@@ -81,22 +88,23 @@ def block_size_for(name: str, point: Mapping[str, Any], memory_mb: int,
     """Matrices per block so that one block's arrays stay within about half of `memory_mb`.
 
     A study may say what one sample needs in bytes (`bytes_per_sample(point)`); otherwise a block
-    holds, per sample and per inner value, a few n x n float64 matrices (inputs, the LAPACK copy
-    and workspace). The interpreter and libraries take ~200 MB of the budget. On a GPU those
-    arrays live in device memory, within half the free device memory (`device_free_bytes`), and a
-    block may hold more samples (GPU_BLOCK_CAP); the host still holds the block's draws, about
-    two n x n float64 matrices per sample (the draw and its copy on the way to the device; a
-    study's own bytes_per_sample where it has one), within half of `memory_mb`, so that a job
-    stays within the memory its scheduler granted it.
+    holds MATRICES_PER_SAMPLE n x n float64 matrices per sample. The interpreter and libraries take
+    ~200 MB of the budget. On a GPU those arrays live in device memory, within half the free
+    device memory (`device_free_bytes`), and a block may hold more samples (GPU_BLOCK_CAP); the
+    host, within half of `memory_mb` (a scheduler kills a job that exceeds what it granted), keeps
+    the block's results, and its draws: a study with bytes_per_sample whole, the others one piece
+    at a time whatever the block's size (ensembles.unit_variance_matrices with xp: about
+    DEVICE_TRANSFER_BYTES, twice while drawn; 1 GB at n = 1000, where a piece is a seed chunk).
     """
     study = get_study(name)
+    host_budget = max(memory_mb - 200, 50) * 2**20 // 2
     if hasattr(study, "bytes_per_sample"):
         per_sample = on_host = int(study.bytes_per_sample(point))
     else:
         n = point["width"]
-        copies = 6 * (1 + sum(len(point[axis]) for axis in study.INNER))
-        per_sample, on_host = copies * n * n * 8, 2 * n * n * 8
-    host_budget = max(memory_mb - 200, 50) * 2**20 // 2
+        per_sample = MATRICES_PER_SAMPLE * n * n * 8
+        # results: fewer than 16 values per inner value and a kept spectrum, per sample
+        on_host = 8 * (n + 16 * (1 + sum(len(point[axis]) for axis in study.INNER)))
     if device_free_bytes is None:
         block = min(host_budget // per_sample, BLOCK_CAP)
     else:

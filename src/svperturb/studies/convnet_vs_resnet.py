@@ -43,10 +43,11 @@ def simulate(point, start, stop, xp):
     rhos = sorted(point["skip"])
     m = active_count(n, point["activity"])
     seed = point["seed"]
-    k = unit_variance_matrices(seed, NAME, n, point["distribution"], start, stop)
+    w = unit_variance_matrices(seed, NAME, n, point["distribution"], start, stop, xp=xp,
+                               scale=weight_std(n, r))
     left = xp.asarray(activation_pattern(pattern_ranks(seed, NAME, n, "left", start, stop), m, eta))
     right = xp.asarray(activation_pattern(pattern_ranks(seed, NAME, n, "right", start, stop), m, eta))
-    mo = left[:, :, None] * xp.asarray(k * weight_std(n, r))  # D1 W1
+    mo = left[:, :, None] * w  # D1 W1
     size = len(mo)
     out = {name: xp.empty((size, len(rhos))) for name in ("s1", "s_star", "kappa")}
     out["rank"] = xp.empty((size, len(rhos)), dtype=np.int16)

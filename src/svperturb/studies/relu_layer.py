@@ -112,8 +112,8 @@ def simulate(point, start, stop, xp):
     thetas = sorted(point["theta"])
     m = active_count(n, point["activity"])
     seed = point["seed"]
-    k = unit_variance_matrices(seed, NAME, n, point["distribution"], start, stop)
-    w = xp.asarray(k * weight_std(n, r))
+    w = unit_variance_matrices(seed, NAME, n, point["distribution"], start, stop, xp=xp,
+                               scale=weight_std(n, r))
     left = xp.asarray(activation_pattern(pattern_ranks(seed, NAME, n, "left", start, stop), m, eta))
     right = xp.asarray(activation_pattern(pattern_ranks(seed, NAME, n, "right", start, stop), m, eta))
     if eta == 0:  # only Theorem 39 (ReLU) needs them; skip two decompositions elsewhere

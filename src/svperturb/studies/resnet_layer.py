@@ -61,8 +61,8 @@ def _one_sided(value_low, lower, value_high, upper, scale, tol):
 def simulate(point, start, stop, xp):
     n, r = point["width"], point["weight_scale"]
     rhos = sorted(point["skip"])
-    k = unit_variance_matrices(point["seed"], NAME, n, point["distribution"], start, stop)
-    w = xp.asarray(k * weight_std(n, r))
+    w = unit_variance_matrices(point["seed"], NAME, n, point["distribution"], start, stop, xp=xp,
+                               scale=weight_std(n, r))
     spectrum_0 = engine.singular_values(w, xp, well_conditioned=False)  # W1 alone: kappa ~ n
     s0, square_error_0, value_error_0 = spectrum_0.values, spectrum_0.square_error, spectrum_0.value_error(xp)
     tau_low, tau_bar = symmetric_part_extremes(w, xp)

@@ -39,7 +39,7 @@ FINITE = (
 
 def simulate(point, start, stop, xp, spectra_stop=None):
     n = point["width"]
-    k = xp.asarray(unit_variance_matrices(point["seed"], NAME, n, point["distribution"], start, stop))
+    k = unit_variance_matrices(point["seed"], NAME, n, point["distribution"], start, stop, xp=xp)
     kept = spectra_rows(start, stop, spectra_stop)
     s = singular_values(k[:kept], xp) if kept else xp.empty((0, n))  # no empty batch for cuSOLVER
     eig = symmetric_part_eigenvalues(k, xp)
