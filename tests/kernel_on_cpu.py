@@ -12,6 +12,7 @@ nvidia-cuda-nvcc-cu12 (svperturb[test])."""
 from __future__ import annotations
 
 import ctypes
+import os
 import re
 import shutil
 import subprocess
@@ -24,7 +25,7 @@ import numpy as np
 
 from svperturb import eigenvalue_kernel
 from svperturb.backend import to_host
-from svperturb.eigenvalue_kernel import SINGULAR, SYMMETRIC
+from svperturb.eigenvalue_kernel import SINGULAR, SYMMETRIC, TILE_BIDIAGONALIZE, TRIDIAGONAL
 
 CHUNK = 8  # matrices interleaved per call: one 64-byte cache line holds an entry of each
 POINTER = ctypes.POINTER(ctypes.c_double)
@@ -39,38 +40,116 @@ def cxx_compiler() -> str | None:
     return shutil.which("c++") or shutil.which("g++")
 
 
-# CUDA's names for the CUDA branch of the source, and a launch that runs each thread in turn
+# CUDA's names for the CUDA branch of the source: each block's threads are std::threads meeting at a
+# barrier for __syncthreads, with the block's shared memory (NaN where a kernel has not written
+# it). Built once as a library (cuda_emulation), once with ThreadSanitizer as a program that
+# reads a stack and writes the values (tile_kernels_under_thread_sanitizer).
 CUDA_EMULATION = """
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <barrier>
+#include <thread>
+#include <vector>
 #define __global__
 #define __device__
 struct Dimension { unsigned x; };
-static Dimension blockIdx, blockDim, threadIdx;
+static thread_local Dimension blockIdx, blockDim, threadIdx;
+static thread_local std::barrier<> *block_barrier;
+static thread_local double *block_memory;
+#define __syncthreads() block_barrier->arrive_and_wait()
+#define TILE_MEMORY(name) double *name = block_memory
 #include "eigenvalue_kernel.cu"
-typedef void (*Kernel)(double *, double *, double *, int, long long);
+
+template <class Body>
+static void grid(unsigned blocks, unsigned threads, size_t shared, Body body)
+{
+    for (unsigned block = 0; block < blocks; ++block) {
+        std::vector<double> memory(shared / sizeof(double) + 1, nan(""));
+        std::barrier<> barrier(threads);
+        std::vector<std::thread> pool;
+        for (unsigned t = 0; t < threads; ++t)
+            pool.emplace_back([&, t] {
+                blockIdx.x = block;
+                blockDim.x = threads;
+                threadIdx.x = t;
+                block_barrier = &barrier;
+                block_memory = memory.data();
+                body();
+            });
+        for (std::thread &thread : pool)
+            thread.join();
+    }
+}
+
 extern "C" void launch(int singular, unsigned blocks, unsigned threads, double *a, double *work,
                        double *values, int n, long long batch)
 {
-    const Kernel kernel = singular ? batched_singular_values : batched_symmetric_eigenvalues;
-    blockDim.x = threads;
-    for (blockIdx.x = 0; blockIdx.x < blocks; ++blockIdx.x)
-        for (threadIdx.x = 0; threadIdx.x < threads; ++threadIdx.x)
-            kernel(a, work, values, n, batch);
+    grid(blocks, threads, 0, [=] {
+        (singular ? batched_singular_values : batched_symmetric_eigenvalues)(a, work, values, n,
+                                                                             batch);
+    });
 }
+
+extern "C" void launch_tile(int singular, unsigned blocks, unsigned threads, size_t shared,
+                            const double *matrices, double *d, double *e, int n, long long batch)
+{
+    grid(blocks, threads, shared, [=] {
+        (singular ? tile_bidiagonalize : tile_tridiagonalize)(matrices, d, e, n, batch);
+    });
+}
+
+extern "C" void launch_tridiagonal(unsigned blocks, unsigned threads, double *d, double *e,
+                                   int size, long long batch)
+{
+    grid(blocks, threads, 0, [=] { batched_tridiagonal_eigenvalues(d, e, size, batch); });
+}
+
+#ifdef SANITIZED_PROGRAM
+/* program singular n count threads shared input output: the tile kernel, then the QR one */
+int main(int argc, char **argv)
+{
+    if (argc != 8)
+        return 2;
+    const int singular = atoi(argv[1]), n = atoi(argv[2]);
+    const long long count = atoll(argv[3]);
+    const size_t entries = (size_t)(singular ? 2 : 1) * n * count;
+    std::vector<double> matrices((size_t)count * n * n), d(entries), e(entries);
+    FILE *input = fopen(argv[6], "rb");
+    if (!input || fread(matrices.data(), sizeof(double), matrices.size(), input) != matrices.size())
+        return 3;
+    fclose(input);
+    launch_tile(singular, (unsigned)count, (unsigned)atoi(argv[4]), (size_t)atoll(argv[5]),
+                matrices.data(), d.data(), e.data(), n, count);
+    launch_tridiagonal((unsigned)((count + 63) / 64), 64, d.data(), e.data(),
+                       (singular ? 2 : 1) * n, count);
+    FILE *output = fopen(argv[7], "wb");
+    if (!output || fwrite(d.data(), sizeof(double), d.size(), output) != d.size())
+        return 4;
+    fclose(output);
+    return 0;
+}
+#endif
 """
 
 
-def _build(command: list[str], source_name: str, text: str) -> ctypes.CDLL:
+def _compile(command: list[str], source_name: str, text: str, target_name: str) -> Path:
+    """The kernels' source and `text` (which includes it) built by `command` into a file."""
     folder = Path(mkdtemp(prefix="svperturb-kernel-"))
     (folder / "eigenvalue_kernel.cu").write_text(eigenvalue_kernel.source())
     (folder / source_name).write_text(text)
-    target = folder / "kernel.so"
-    done = subprocess.run([*command, "-O2", "-Wall", "-Werror", "-shared", "-fPIC", "-I",
-                           str(folder), str(folder / source_name), "-o", str(target), "-lm"],
+    target = folder / target_name
+    done = subprocess.run([*command, "-Wall", "-Werror", "-I", str(folder),
+                           str(folder / source_name), "-o", str(target), "-lm"],
                           capture_output=True, text=True, check=False)
     if done.returncode:
         raise RuntimeError(f"{' '.join(command)} failed on the kernels:\n{done.stderr}")
-    return ctypes.CDLL(str(target))
+    return target
+
+
+def _build(command: list[str], source_name: str, text: str) -> ctypes.CDLL:
+    return ctypes.CDLL(str(_compile([*command, "-O2", "-shared", "-fPIC"], source_name, text,
+                                    "kernel.so")))
 
 
 @cache
@@ -84,29 +163,93 @@ def _library() -> ctypes.CDLL:
 
 @cache
 def _emulation() -> ctypes.CDLL:
-    library = _build([cxx_compiler(), "-std=c++11", "-D__CUDACC_RTC__"], "emulation.cpp",
-                     CUDA_EMULATION)
+    library = _build([cxx_compiler(), "-std=c++20", "-pthread", "-D__CUDACC_RTC__"],
+                     "emulation.cpp", CUDA_EMULATION)
     library.launch.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_uint, *ARGUMENTS]
-    library.launch.restype = None
+    library.launch_tile.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_uint, ctypes.c_size_t,
+                                    *ARGUMENTS]
+    library.launch_tridiagonal.argtypes = [ctypes.c_uint, ctypes.c_uint, POINTER, POINTER,
+                                           ctypes.c_int, ctypes.c_longlong]
+    for name in ("launch", "launch_tile", "launch_tridiagonal"):
+        getattr(library, name).restype = None
     return library
 
 
 def cuda_emulation() -> dict:
     """In place of eigenvalue_kernel._compiled(): each kernel's CUDA branch, called as CuPy calls a
-    compiled kernel, kernel(grid, block, (a, work, values, numpy.int32 n, numpy.int64 batch))."""
+    compiled kernel, kernel(grid, block, arguments, shared_mem=bytes)."""
+
+    def arrays(*given):
+        assert all(isinstance(x, np.ndarray) and x.dtype == np.float64 and x.flags.c_contiguous
+                   for x in given)
+        return [x.ctypes.data_as(POINTER) for x in given]
 
     def kernel(name):
-        def launch(grid, block, args):
+        def launch(grid, block, args, shared_mem=0):
             (blocks,), (threads,) = grid, block
-            *arrays, n, batch = args
-            assert all(isinstance(x, np.ndarray) and x.dtype == np.float64 and x.flags.c_contiguous
-                       for x in arrays)
+            *given, n, batch = args
             assert isinstance(n, np.int32) and isinstance(batch, np.int64)
-            _emulation().launch(name == SINGULAR, blocks, threads,
-                                *(x.ctypes.data_as(POINTER) for x in arrays), int(n), int(batch))
+            if name in (SYMMETRIC, SINGULAR):
+                assert shared_mem == 0
+                _emulation().launch(name == SINGULAR, blocks, threads, *arrays(*given), int(n),
+                                    int(batch))
+            elif name == TRIDIAGONAL:
+                _emulation().launch_tridiagonal(blocks, threads, *arrays(*given), int(n),
+                                                int(batch))
+            else:
+                assert shared_mem == eigenvalue_kernel.tile_bytes(int(n))
+                assert threads == eigenvalue_kernel.tile_threads(int(n))
+                _emulation().launch_tile(name == TILE_BIDIAGONALIZE, blocks, threads, shared_mem,
+                                         *arrays(*given), int(n), int(batch))
         return launch
 
-    return {name: kernel(name) for name in (SYMMETRIC, SINGULAR)}
+    return {name: kernel(name) for name in eigenvalue_kernel.KERNELS}
+
+
+def tile_kernels_under_thread_sanitizer(name: str, matrices: np.ndarray) -> np.ndarray:
+    """The tile kernel `name`, then the tridiagonal one, in the CUDA branch built with
+    ThreadSanitizer: every block's threads run concurrently, and a read and a write (or two
+    writes) of one shared or device address by two threads with no barrier between them is
+    reported, the program then failing (RuntimeError with the report). Returns d (samples, size):
+    the eigenvalues, decreasing."""
+    count, n = matrices.shape[0], matrices.shape[-1]
+    program = _sanitized_program()
+    folder = Path(mkdtemp(prefix="svperturb-tsan-"))
+    np.ascontiguousarray(matrices, dtype=np.float64).tofile(folder / "in.bin")
+    done = subprocess.run(
+        [str(program), str(int(name == TILE_BIDIAGONALIZE)), str(n), str(count),
+         str(eigenvalue_kernel.tile_threads(n)), str(eigenvalue_kernel.tile_bytes(n)),
+         str(folder / "in.bin"), str(folder / "out.bin")],
+        capture_output=True, text=True, check=False, timeout=600,
+        env={**os.environ, "TSAN_OPTIONS": "halt_on_error=1 exitcode=66"})
+    if done.returncode:
+        raise RuntimeError(f"{name} under ThreadSanitizer: exit {done.returncode}\n"
+                           f"{done.stderr[-6000:]}")
+    size = 2 * n if name == TILE_BIDIAGONALIZE else n
+    return np.fromfile(folder / "out.bin").reshape(size, count).T
+
+
+@cache
+def _sanitized_program() -> Path:
+    return _compile([cxx_compiler(), "-std=c++20", "-pthread", "-D__CUDACC_RTC__",
+                     "-DSANITIZED_PROGRAM", "-fsanitize=thread", "-O1", "-g"], "sanitized.cpp",
+                    CUDA_EMULATION, "sanitized")
+
+
+@cache
+def thread_sanitizer_available() -> bool:
+    """Whether the C++ compiler builds and runs a ThreadSanitizer program here."""
+    if cxx_compiler() is None:
+        return False
+    try:
+        folder = Path(mkdtemp(prefix="svperturb-tsan-probe-"))
+        (folder / "probe.cpp").write_text("int main() { return 0; }\n")
+        subprocess.run([cxx_compiler(), "-fsanitize=thread", str(folder / "probe.cpp"), "-o",
+                        str(folder / "probe")], check=True, capture_output=True)
+        subprocess.run([str(folder / "probe")], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        return False
+    return True
 
 
 def _on_cpu(name: str, matrices, xp, chunk: int, entries: int):

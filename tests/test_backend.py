@@ -158,8 +158,13 @@ def test_a_gpu_block_may_hold_more_samples_than_a_cpu_block_within_both_memories
     sample, on a GPU within half the free device memory. The host, within half of the job's
     memory (a scheduler kills a job that exceeds it), keeps the results of a study that sends its
     draws to the device in pieces, and the whole draws of one that does not."""
-    from svperturb.studies import (BLOCK_CAP, GPU_BLOCK_CAP, MATRICES_PER_SAMPLE, block_size_for,
-                                   get_study)
+    from svperturb.studies import (
+        BLOCK_CAP,
+        GPU_BLOCK_CAP,
+        MATRICES_PER_SAMPLE,
+        block_size_for,
+        get_study,
+    )
 
     point = {"distribution": "gaussian", "width": 100}
     per_sample = MATRICES_PER_SAMPLE * 100 * 100 * 8

@@ -157,14 +157,49 @@ def test_the_kernel_sweep_times_both_kernels_against_the_library_per_width_and_b
     )
 
     rows = kernel_sweep([33, 36], [4, 16], np, repeats=1, seconds=30.0)
+    no_tile = [m for m in SWEEP_METHODS if not m.endswith("streaming kernel")]  # no GPU: no tile
     assert [(r["n"], r["method"], r["matrices"]) for r in rows] == [
-        (n, method, count) for n in (33, 36) for method in SWEEP_METHODS for count in (4, 16)]
+        (n, method, count) for n in (33, 36) for method in no_tile for count in (4, 16)]
     assert all(r["matrices_per_s"] > 0 for r in rows)
     printed = format_kernel_sweep(rows, "cpu")
     assert "| 33 | 16 |" in printed and "| 36 | 4 |" in printed
     assert "suggested engine.EIGENVALUE_KERNEL['cupy'] = " in printed
     table = suggested_kernel_table(rows)
     assert table is None or (33 <= table[0] <= table[1] <= 36 and table[2] in (4, 16))
+
+
+def test_where_the_tile_kernels_run_the_sweep_times_the_streaming_ones_beside_them(monkeypatch):
+    """With the kernels' CUDA branch emulated and tiles allowed: the engine's kernel (tile) and
+    the streaming one, for both routes; the table says up to which width the tiles won."""
+    import numpy as np
+
+    import kernel_on_cpu
+    from svperturb import eigenvalue_kernel
+    from svperturb.bench import SWEEP_METHODS, format_kernel_sweep, kernel_sweep
+
+    monkeypatch.setattr(eigenvalue_kernel, "_compiled", kernel_on_cpu.cuda_emulation)
+    monkeypatch.setattr(eigenvalue_kernel, "uses_tile", lambda n, xp: True)
+    rows = kernel_sweep([33], [4], np, repeats=1, seconds=30.0)
+    assert [r["method"] for r in rows] == list(SWEEP_METHODS)
+    assert "suggested eigenvalue_kernel.WIDEST_TILE = " in format_kernel_sweep(rows, "cpu")
+
+
+def test_the_suggested_widest_tile_stops_at_the_first_width_where_a_tile_loses():
+    from svperturb.bench import suggested_widest_tile
+
+    def rows_for(n, tile, streaming):
+        return [{"n": n, "method": f"{kind}, {who}", "matrices": 4096, "matrices_per_s": rate}
+                for kind in ("gram", "augmented")
+                for who, rate in (("kernel", tile), ("streaming kernel", streaming))]
+
+    rows = rows_for(50, 9e5, 3e5) + rows_for(100, 5e5, 2e5) + rows_for(150, 1e5, 2e5)
+    assert suggested_widest_tile(rows) == 100
+    assert suggested_widest_tile(rows_for(50, 1e5, 2e5)) == 0
+    mixed = rows_for(50, 9e5, 3e5)
+    mixed[-2]["matrices_per_s"] = 1e5  # the augmented route's tile loses
+    assert suggested_widest_tile(mixed) == 0
+    assert suggested_widest_tile([r for r in rows if "streaming" not in r["method"]]) == \
+        "no tile timed"
 
 
 def test_the_suggested_kernel_table_is_the_first_winning_run_of_widths_and_its_fewest_matrices():

@@ -338,10 +338,10 @@ needs_nvrtc = pytest.mark.skipif(
 @needs_nvrtc
 @pytest.mark.parametrize("architecture", [80, 90])
 def test_nvrtc_compiles_the_kernels_as_cupy_does_without_a_warning(architecture):
-    """The source CuPy hands NVRTC, with CuPy's options, for A100 (80) and H100/H200 (90): both
-    kernels exported under their C names (RawModule.get_function finds them so), no warning."""
+    """The source CuPy hands NVRTC, with CuPy's options, for A100 (80) and H100/H200 (90): every
+    kernel exported under its C name (RawModule.get_function finds them so), no warning."""
     ptx, log = kernel_on_cpu.nvrtc_ptx(architecture)
-    for name in (eigenvalue_kernel.SYMMETRIC, eigenvalue_kernel.SINGULAR):
+    for name in eigenvalue_kernel.KERNELS:
         assert f".entry {name}(" in ptx
     assert "warning" not in log.lower(), log
 
@@ -354,6 +354,175 @@ def test_the_rows_of_a_pass_stay_in_registers_on_the_gpu(architecture):
     thread: no stack frame (an array indexed at run time would take one) and no spills (too many
     live values would), either of which would add a second stream of device-memory traffic."""
     resources = kernel_on_cpu.gpu_resources(architecture)
-    assert set(resources) == {eigenvalue_kernel.SYMMETRIC, eigenvalue_kernel.SINGULAR}
+    assert set(resources) == set(eigenvalue_kernel.KERNELS)
     for name, used in resources.items():
         assert (used.stack_frame, used.spill_stores, used.spill_loads) == (0, 0, 0), (name, used)
+
+
+# The tile kernels: one block per matrix, in shared memory (eigenvalue_kernel.cu), run here in the
+# CUDA branch with each block's threads as concurrent std::threads (kernel_on_cpu.cuda_emulation).
+needs_cxx = pytest.mark.skipif(kernel_on_cpu.cxx_compiler() is None, reason="needs a C++ compiler")
+TILED = {"symmetric": (eigenvalue_kernel.symmetric_eigenvalues_by_kernel, symmetric_stacks),
+         "singular": (eigenvalue_kernel.singular_values_by_kernel, general_stacks)}
+
+
+@pytest.fixture
+def emulated_gpu(monkeypatch):
+    """The kernels' CUDA branch, emulated, in place of CuPy's compiled kernels."""
+    monkeypatch.setattr(eigenvalue_kernel, "_compiled", kernel_on_cpu.cuda_emulation)
+
+
+@needs_cxx
+@pytest.mark.parametrize("n", [33, 100, 168])
+def test_the_tile_kernels_lie_within_the_engines_bounds_of_lapack(emulated_gpu, n):
+    """The same bounds as the streaming kernels' (2 n eps ||G|| and 4 n eps s_1 from LAPACK), at
+    the widths where they run: 33 (64 threads, 31 idle), 100 (128) and 168, the widest tile an
+    H100 or H200 holds (256 threads, 227 kB of shared memory). Few matrices of each kind: each
+    emulated block's threads meet at every barrier (~4,000 a matrix at n = 168) on this CPU's few
+    cores."""
+    count = 1 if n > 128 else 2
+    for kind, stack in symmetric_stacks(n, count=count).items():
+        ours = eigenvalue_kernel.symmetric_eigenvalues_by_kernel(stack, np, tile=True)
+        assert np.all(np.diff(ours, axis=1) <= 0), kind
+        assert_within_twice_the_bound(ours, np.linalg.eigvalsh(stack)[:, ::-1], n,
+                                      f"{kind}, n = {n}, tile")
+    for kind, stack in general_stacks(n, count=count).items():
+        ours = eigenvalue_kernel.singular_values_by_kernel(stack, np, tile=True)
+        assert np.all(np.diff(ours, axis=1) <= 0), kind
+        assert_within(ours, np.linalg.svd(stack, compute_uv=False), 4 * n, f"{kind}, n = {n}, tile")
+
+
+@needs_cxx
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8])
+def test_the_tile_kernels_are_correct_to_rounding_at_small_widths(emulated_gpu, n):
+    """As test_small_widths_are_correct_to_rounding: 10 n eps."""
+    for kind, stack in symmetric_stacks(n, count=4).items():
+        assert_within_twice_the_bound(
+            eigenvalue_kernel.symmetric_eigenvalues_by_kernel(stack, np, tile=True),
+            np.linalg.eigvalsh(stack)[:, ::-1], 5 * n, f"{kind}, n = {n}, tile")
+    for kind, stack in general_stacks(n, count=4).items():
+        assert_within(eigenvalue_kernel.singular_values_by_kernel(stack, np, tile=True),
+                      np.linalg.svd(stack, compute_uv=False), 10 * n, f"{kind}, n = {n}, tile")
+
+
+@needs_cxx
+@pytest.mark.parametrize("kernel", sorted(TILED))
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_tile_with_a_non_finite_entry_gets_nan_and_the_others_keep_their_values(
+        emulated_gpu, kernel, bad):
+    """Each block reads its own matrix only: the others' values are those of a clean run, bit for
+    bit."""
+    run, stacks = TILED[kernel]
+    stack = next(iter(stacks(36, count=5).values()))
+    clean = run(stack, np, tile=True)
+    stack[3, 5, 2] = stack[3, 2, 5] = bad
+    values = run(stack, np, tile=True)
+    assert np.isnan(values[3]).all()
+    np.testing.assert_array_equal(np.delete(values, 3, axis=0), np.delete(clean, 3, axis=0))
+
+
+needs_thread_sanitizer = pytest.mark.skipif(
+    not kernel_on_cpu.thread_sanitizer_available(), reason="needs ThreadSanitizer (g++ -fsanitize)")
+
+
+@needs_thread_sanitizer
+@pytest.mark.parametrize("n", [5, 33, 64])
+@pytest.mark.parametrize("name", [eigenvalue_kernel.TILE_TRIDIAGONALIZE,
+                                  eigenvalue_kernel.TILE_BIDIAGONALIZE])
+def test_the_tile_kernels_threads_share_no_address_between_barriers(name, n):
+    """ThreadSanitizer watches every shared-memory and device-memory access of a block's threads,
+    run concurrently: two threads touching one address, one of them writing, with no
+    __syncthreads between them, is a data race and fails the program. n = 5 (32 threads, 27
+    idle), 33 (64: a partial second warp), 64 (every thread busy at first). The values still meet
+    the bounds."""
+    symmetric = name == eigenvalue_kernel.TILE_TRIDIAGONALIZE
+    stacks = symmetric_stacks(n, count=2) if symmetric else general_stacks(n, count=2)
+    stack = np.concatenate([stacks["Gram of K_n" if symmetric else "K_n"],
+                            stacks["zero"], stacks["huge (1e200 K^T K)" if symmetric
+                                                       else "huge (1e200 K_n)"]])
+    values = kernel_on_cpu.tile_kernels_under_thread_sanitizer(name, stack)
+    if symmetric:
+        assert_within_twice_the_bound(values, np.linalg.eigvalsh(stack)[:, ::-1], 5 * n, name)
+    else:
+        assert_within(values[:, :n], np.linalg.svd(stack, compute_uv=False), 10 * n, name)
+
+
+@needs_thread_sanitizer
+def test_thread_sanitizer_finds_a_missing_barrier(monkeypatch):
+    """The check above can fail: without the barrier between writing the reflector v and reading
+    it in A22 v, a thread may read an entry another thread has not yet written."""
+    kernel_on_cpu._sanitized_program.cache_clear()
+    text = eigenvalue_kernel.source()
+    barrier = "v[i] = i == k + 1 ? 1.0 : T(i, k) * inverse;\n        __syncthreads();\n"
+    assert barrier in text
+    monkeypatch.setattr(eigenvalue_kernel, "source", lambda: text.replace(
+        barrier, "v[i] = i == k + 1 ? 1.0 : T(i, k) * inverse;\n"))
+    try:
+        with pytest.raises(RuntimeError, match="data race"):
+            kernel_on_cpu.tile_kernels_under_thread_sanitizer(
+                eigenvalue_kernel.TILE_TRIDIAGONALIZE, symmetric_stacks(40, count=2)["Gram of K_n"])
+    finally:
+        kernel_on_cpu._sanitized_program.cache_clear()
+
+
+def test_a_tile_asks_for_the_shared_memory_it_needs():
+    """The matrix (rows of odd stride), two vectors and a sum slot per thread, 8 bytes each; 48 kB
+    without asking holds n <= 76, an H100's or H200's 227 kB (232,448 bytes) n <= 168, an A100's
+    163 kB (166,912) n <= 142."""
+    assert eigenvalue_kernel.tile_bytes(100) == 8 * (100 * 101 + 200 + 128)
+    assert eigenvalue_kernel.tile_bytes(33) == 8 * (33 * 33 + 66 + 64)
+    widest = {}
+    for limit in (eigenvalue_kernel.DEFAULT_SHARED_BYTES, 232_448, 166_912):
+        widest[limit] = max(n for n in range(1, 400) if eigenvalue_kernel.tile_bytes(n) <= limit)
+    assert widest == {eigenvalue_kernel.DEFAULT_SHARED_BYTES: 76, 232_448: 168, 166_912: 142}
+    assert [eigenvalue_kernel.tile_threads(n) for n in (1, 32, 33, 64, 65, 168)] == \
+        [32, 32, 64, 64, 128, 256]
+
+
+def test_without_a_gpu_the_kernels_take_no_tile():
+    """uses_tile needs a device's shared memory: NumPy has none (and never runs the check)."""
+    assert eigenvalue_kernel.widest_tile(np) == 0
+    assert not eigenvalue_kernel.uses_tile(40, np)
+
+
+@pytest.mark.skipif(CUPY is None, reason="needs CuPy and a usable GPU")
+@pytest.mark.parametrize("n", [33, 100])
+def test_on_the_gpu_the_tile_kernels_meet_the_bounds_and_pass_their_check(n):
+    assert eigenvalue_kernel.widest_tile(CUPY) >= 100
+    assert eigenvalue_kernel._tile_agrees()
+    for kind, stack in symmetric_stacks(n, count=130).items():
+        ours = eigenvalue_kernel.symmetric_eigenvalues_by_kernel(CUPY.asarray(stack), CUPY,
+                                                                 tile=True).get()
+        assert_within_twice_the_bound(ours, np.linalg.eigvalsh(stack)[:, ::-1], n,
+                                      f"{kind}, n = {n}, GPU tile")
+    for kind, stack in general_stacks(n, count=130).items():
+        ours = eigenvalue_kernel.singular_values_by_kernel(CUPY.asarray(stack), CUPY,
+                                                           tile=True).get()
+        assert_within(ours, np.linalg.svd(stack, compute_uv=False), 4 * n,
+                      f"{kind}, n = {n}, GPU tile")
+
+
+@needs_cxx
+def test_the_engine_with_the_tile_kernels_meets_the_contract(cupy_routes, monkeypatch):
+    """CuPy's routes with the kernels' wrappers themselves (not the C build) behind them, taking
+    the tile kernels (their CUDA branch, emulated): ResNet layers by the Gram route (tile
+    tridiagonalization), W1 alone by the augmented one (tile bidiagonalization) and inverse
+    iteration; s_1 within 1e-12 and s_n within 1e-10 of LAPACK's, none left to LAPACK."""
+    for wrapper, _ in TILED.values():  # as the module defines them, before cupy_routes
+        monkeypatch.setattr(eigenvalue_kernel, wrapper.__name__, wrapper)
+    monkeypatch.setattr(eigenvalue_kernel, "uses_tile", lambda n, xp: True)
+    launches = []
+    emulated = kernel_on_cpu.cuda_emulation()
+    monkeypatch.setattr(eigenvalue_kernel, "_compiled", lambda: {
+        name: (lambda *a, name=name, **k: launches.append(name) or emulated[name](*a, **k))
+        for name in emulated})
+    w = unit_variance_matrices(9, "kernel", 40, "gaussian", 0, 40) * weight_std(40, 2.0)
+    w[20:] = add_identity(w[20:], 1.0)  # W1 alone (kappa ~ n), then ResNet layers (kappa ~ 2)
+    spectrum = engine.singular_values(w, np, well_conditioned=False)
+    assert {eigenvalue_kernel.TILE_TRIDIAGONALIZE, eigenvalue_kernel.TILE_BIDIAGONALIZE,
+            eigenvalue_kernel.TRIDIAGONAL} == set(launches)
+    reference = np.linalg.svd(w, compute_uv=False)
+    np.testing.assert_allclose(spectrum.values[:, 0], reference[:, 0], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(spectrum.values[:, -1], reference[:, -1], rtol=1e-10, atol=0)
+    assert not spectrum.fallback.any()
+

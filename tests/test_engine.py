@@ -666,6 +666,7 @@ def test_svperturb_info_says_which_route_auto_takes_on_each_backend(capsys, monk
     assert "  a priori s_1 filter: cautious\n" in printed
     assert "  symmetric eigenvalues: the library's\n" in printed
     monkeypatch.setattr(eigenvalue_kernel, "kernel_available", lambda xp: True)
+    monkeypatch.setattr(eigenvalue_kernel, "_shared_limit", lambda xp: 232_448)  # an H100's
     on_cupy = engine.describe_routes(type(np)("cupy"))
     assert on_cupy == [
         "all singular values: lapack below n = 33, gram from it",
@@ -676,7 +677,8 @@ def test_svperturb_info_says_which_route_auto_takes_on_each_backend(capsys, monk
         "s_1 alone: lapack below n = 33, gram from it",
         "a priori s_1 filter: estimate",
         ("symmetric eigenvalues: svperturb's kernels for 33 <= n <= 400 on 4096 matrices or more, "
-         "the library's otherwise")]
+         "the library's otherwise; the tile kernels up to n = 168 (once they agree with the "
+         "streaming ones here), the streaming ones above")]
     monkeypatch.setattr(eigenvalue_kernel, "kernel_available", lambda xp: False)
     assert engine.describe_routes(type(np)("cupy"))[-1].startswith(
         "symmetric eigenvalues: the library's (would be svperturb's kernels")

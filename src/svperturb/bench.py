@@ -202,7 +202,10 @@ def bench_routes(widths, xp: ModuleType, workers: int, repeats: int, scale: floa
 
 SWEEP_WIDTHS = (33, 50, 64, 100, 150, 200, 300, 400)
 SWEEP_COUNTS = (512, 2048, 8192, 32768)
-SWEEP_METHODS = ("gram, library", "gram, kernel", "augmented, library", "augmented, kernel")
+# "kernel": what the engine calls (the tile kernels where eigenvalue_kernel.uses_tile, else the
+# streaming ones); "streaming kernel": the streaming ones where the tile ones would run
+SWEEP_METHODS = ("gram, library", "gram, kernel", "gram, streaming kernel", "augmented, library",
+                 "augmented, kernel", "augmented, streaming kernel")
 
 
 def kernel_sweep(widths, counts, xp: ModuleType, repeats: int, seconds: float) -> list[dict]:
@@ -221,8 +224,13 @@ def kernel_sweep(widths, counts, xp: ModuleType, repeats: int, seconds: float) -
             lambda part, g=gram: xp.linalg.eigvalsh(g[: len(part)]),
             lambda part, g=gram: eigenvalue_kernel.symmetric_eigenvalues_by_kernel(
                 g[: len(part)], xp),
+            lambda part, g=gram: eigenvalue_kernel.symmetric_eigenvalues_by_kernel(
+                g[: len(part)], xp, tile=False),
             lambda part: xp.linalg.eigvalsh(engine.augmented_matrix(part, xp)),
-            lambda part: eigenvalue_kernel.singular_values_by_kernel(part, xp))))
+            lambda part: eigenvalue_kernel.singular_values_by_kernel(part, xp),
+            lambda part: eigenvalue_kernel.singular_values_by_kernel(part, xp, tile=False))))
+        if not eigenvalue_kernel.uses_tile(n, xp):  # "kernel" is the streaming one already
+            calls = {m: c for m, c in calls.items() if not m.endswith("streaming kernel")}
         for method, call in calls.items():
             for count in (c for c in counts if c <= len(device)):
                 timed_count, best, _ = timed_prefix(call, device[:count], xp, repeats, seconds)
@@ -298,7 +306,32 @@ def format_kernel_sweep(rows: list[dict], device: str) -> str:
     lines.append("suggested engine.EIGENVALUE_KERNEL['cupy'] = " + (
         "None (the kernels never win)" if table is None else
         f"({table[0]}, {table[1]}, {table[2]}) (smallest n, largest n, fewest matrices)"))
+    widest = suggested_widest_tile(rows)
+    if widest != "no tile timed":
+        lines.append(f"suggested eigenvalue_kernel.WIDEST_TILE = {widest}")
     return "\n".join(lines)
+
+
+def suggested_widest_tile(rows: list[dict]):
+    """eigenvalue_kernel.WIDEST_TILE from kernel_sweep's rows: the widest n up to which, at every
+    width timed with the streaming kernels alongside, the tile ones (the engine's "kernel") beat
+    them on the largest batch for both the Gram and the augmented route; 0 where they lose at the
+    narrowest; "no tile timed" where no width had both."""
+    def best(n: int, method: str) -> float | None:
+        timed = sorted((r["matrices"], r["matrices_per_s"]) for r in rows
+                       if (r["n"], r["method"]) == (n, method))
+        return timed[-1][1] if timed else None
+
+    both = sorted(n for n in {r["n"] for r in rows} if best(n, "gram, streaming kernel"))
+    if not both:
+        return "no tile timed"
+    widest = 0
+    for n in both:
+        if not all((best(n, f"{kind}, kernel") or 0) > best(n, f"{kind}, streaming kernel")
+                   for kind in ("gram", "augmented")):
+            break
+        widest = n
+    return widest
 
 
 def bench_extremes(widths, xp: ModuleType, repeats: int, scale: float,

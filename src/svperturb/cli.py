@@ -260,7 +260,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             _write_json(Path(args.output), {
                 "device": backend.device, "backend": backend.name,
                 "versions": io.software_versions(), "kernel_sweep": rows,
-                "suggested_eigenvalue_kernel": bench.suggested_kernel_table(rows)})
+                "suggested_eigenvalue_kernel": bench.suggested_kernel_table(rows),
+                "suggested_widest_tile": bench.suggested_widest_tile(rows)})
             log.info("wrote %s", args.output)
         return 0
     args.widths = args.widths or list(bench.DEFAULT_WIDTHS)

@@ -1,4 +1,6 @@
-/* Batched spectra of real n x n matrices, one thread per matrix (svperturb.eigenvalue_kernel).
+/* Batched spectra of real n x n matrices (svperturb.eigenvalue_kernel): the streaming kernels
+   below, one thread per matrix, and at the end the tile kernels, one block per matrix held in
+   shared memory.
    CUDA C compiled by NVRTC through CuPy; the same text is plain C (the test suite compiles it with
    the C compiler, and its CUDA branch as C++ with CUDA's thread indices emulated, and runs both on
    the CPU).
@@ -358,3 +360,244 @@ EXPORT void batched_singular_values(double *matrices, double *work, double *valu
         finish(d, 2 * n, batch, exponent, tridiagonal_qr(d, v, 2 * n, batch));
     }
 }
+
+/* ---------------------------------------------------------------------------------------------
+   Tile kernels (CUDA only): one thread block per matrix, the whole matrix in shared memory, so
+   that the reduction's passes over the trailing block read and write shared memory instead of
+   device memory; the block's threads share the columns (or rows) of each pass. They reduce the
+   matrix only; batched_tridiagonal_eigenvalues (one thread per matrix) then runs tridiagonal_qr.
+
+   tile_tridiagonalize(matrices, d, e, n, batch)
+     matrices  batch x n x n, each matrix's entries consecutive (row by row), symmetric: its lower
+               triangle is read. Left as it is.
+     d, e      n entries per matrix, batch innermost (entry i at [i batch + b]): the diagonal and
+               off-diagonal of the tridiagonal matrix (the same Householder steps as
+               batched_symmetric_eigenvalues, the reflectors' sums taken over the block's
+               threads), and in e's last entry the exponent the matrix was scaled by.
+   tile_bidiagonalize(matrices, d, e, n, batch)
+     d, e      2 n entries per matrix: zeros, and the Golub-Kahan off-diagonal (d_0, f_0, d_1,
+               ..., d_(n-1)) of the same left and right reflectors as batched_singular_values;
+               e's last entry the exponent.
+   batched_tridiagonal_eigenvalues(d, e, size, batch)
+     one thread per matrix: the eigenvalues of each tridiagonal (d, e) of `size`, decreasing, into
+     d, scaled back by e's last entry; NaN throughout where the QR steps do not converge.
+
+   Shared memory: the matrix (n rows of stride n | 1, odd so that a half-warp reading a column of
+   a row-wise pass hits 16 different banks), two vectors of n, and one entry per thread for the
+   sums; blockDim.x must be a power of two (the sums halve it). */
+#ifdef __CUDACC_RTC__
+#ifndef TILE_MEMORY
+#define TILE_MEMORY(name) extern __shared__ double name[]
+#endif
+#define THREAD ((int)threadIdx.x)
+#define THREADS ((int)blockDim.x)
+/* the lines first .. last - 1 that this thread updates in a pass */
+#define FOR_MY_LINES(i, first, last) for (int i = (first) + THREAD; i < (last); i += THREADS)
+#define T(i, j) tile[(i) * stride + (j)]
+
+/* the sum over the block of each thread's `value`, in a fixed order (the same on every run) */
+DEVICE double block_sum(double value, double *partial)
+{
+    partial[THREAD] = value;
+    __syncthreads();
+    for (int half = THREADS / 2; half > 0; half /= 2) {
+        if (THREAD < half)
+            partial[THREAD] += partial[THREAD + half];
+        __syncthreads();
+    }
+    const double sum = partial[0];
+    __syncthreads(); /* all have read it before partial is written again */
+    return sum;
+}
+
+/* the largest |entry| over the block (NaN-blind, as scale_to_unit) */
+DEVICE double block_max(double value, double *partial)
+{
+    partial[THREAD] = value;
+    __syncthreads();
+    for (int half = THREADS / 2; half > 0; half /= 2) {
+        if (THREAD < half)
+            partial[THREAD] = fmax(partial[THREAD], partial[THREAD + half]);
+        __syncthreads();
+    }
+    const double largest = partial[0];
+    __syncthreads();
+    return largest;
+}
+
+/* Loads matrix b into the tile (its lower triangle mirrored where `lower`), scaled by 2^-e so
+   that its largest entry lies in [1/2, 1) (as scale_to_unit); returns e. */
+DEVICE int load_tile(const double *matrix, double *tile, int stride, int n, int lower,
+                     double *partial)
+{
+    double largest = 0.0;
+    for (int index = THREAD; index < n * n; index += THREADS) {
+        const int i = index / n, j = index % n;
+        if (lower && j > i)
+            continue;
+        const double x = matrix[index];
+        largest = fmax(largest, fabs(x));
+        T(i, j) = x;
+        if (lower)
+            T(j, i) = x;
+    }
+    largest = block_max(largest, partial); /* its barriers also complete the tile */
+    int exponent = 0;
+    if (!(largest > 0.0 && largest <= LARGEST_DOUBLE))
+        return 0;
+    frexp(largest, &exponent);
+    for (int index = THREAD; index < n * n; index += THREADS)
+        T(index / n, index % n) = ldexp(T(index / n, index % n), -exponent);
+    __syncthreads();
+    return exponent;
+}
+
+/* The reflector (as `reflector`) of x_0 = alpha and x_1 .. x_(m-1) whose squares sum to sigma
+   (over the block): beta, and tau and the factor that scales x_i into v_i. The column is scaled
+   to [1/2, 1) already, so that the squares neither overflow nor lose anything above eps. */
+DEVICE double tile_reflector(double alpha, double sigma, double *tau, double *inverse)
+{
+    *tau = 0.0;
+    *inverse = 0.0;
+    if (sigma == 0.0)
+        return alpha;
+    const double norm = sqrt(alpha * alpha + sigma);
+    const double beta = alpha >= 0.0 ? -norm : norm;
+    *tau = (beta - alpha) / beta;
+    *inverse = 1.0 / (alpha - beta);
+    return beta;
+}
+
+EXPORT void tile_tridiagonalize(const double *matrices, double *d_out, double *e_out, int n,
+                                long long batch)
+{
+    TILE_MEMORY(tile);
+    const long long b = blockIdx.x;
+    if (b >= batch)
+        return; /* the whole block: no barrier is left waiting */
+    const int stride = n | 1;
+    double *v = tile + (long long)n * stride, *p = v + n, *partial = p + n;
+    const int exponent = load_tile(matrices + b * n * n, tile, stride, n, 1, partial);
+    for (int k = 0; k + 2 < n; ++k) {
+        /* the reflector of column k below the diagonal */
+        double sigma = 0.0;
+        FOR_MY_LINES(i, k + 2, n)
+            sigma += T(i, k) * T(i, k);
+        sigma = block_sum(sigma, partial);
+        double tau, inverse;
+        const double alpha = T(k + 1, k);
+        const double beta = tile_reflector(alpha, sigma, &tau, &inverse);
+        if (THREAD == 0)
+            e_out[k * batch + b] = beta;
+        if (tau == 0.0)
+            continue;
+        FOR_MY_LINES(i, k + 1, n)
+            v[i] = i == k + 1 ? 1.0 : T(i, k) * inverse;
+        __syncthreads();
+        /* p = tau A22 v, column j by its thread (A22 symmetric, both triangles kept) */
+        FOR_MY_LINES(j, k + 1, n) {
+            double sum = 0.0;
+            for (int i = k + 1; i < n; ++i)
+                sum += T(i, j) * v[i];
+            p[j] = tau * sum;
+        }
+        double pv = 0.0;
+        FOR_MY_LINES(j, k + 1, n)
+            pv += p[j] * v[j];
+        pv = block_sum(pv, partial); /* its barriers also complete p */
+        FOR_MY_LINES(j, k + 1, n)
+            p[j] -= 0.5 * tau * pv * v[j]; /* w */
+        __syncthreads();
+        /* A22 <- A22 - v w^T - w v^T, column j by its thread */
+        FOR_MY_LINES(j, k + 1, n) {
+            const double vj = v[j], wj = p[j];
+            for (int i = k + 1; i < n; ++i)
+                T(i, j) -= v[i] * wj + p[i] * vj;
+        }
+        __syncthreads();
+    }
+    FOR_MY_LINES(i, 0, n) {
+        d_out[i * batch + b] = T(i, i);
+        if (i + 2 == n) /* the last off-diagonal entry: no reflector */
+            e_out[i * batch + b] = T(i + 1, i);
+    }
+    if (THREAD == 0)
+        e_out[(n - 1) * batch + b] = (double)exponent;
+}
+
+EXPORT void tile_bidiagonalize(const double *matrices, double *d_out, double *e_out, int n,
+                               long long batch)
+{
+    TILE_MEMORY(tile);
+    const long long b = blockIdx.x;
+    if (b >= batch)
+        return;
+    const int stride = n | 1;
+    double *v = tile + (long long)n * stride, *partial = v + 2 * n;
+    const int exponent = load_tile(matrices + b * n * n, tile, stride, n, 0, partial);
+    for (int k = 0; k < n; ++k) {
+        /* left: column k from the diagonal down; A <- (I - tau v v^T) A on columns k + 1 .. */
+        double sigma = 0.0;
+        FOR_MY_LINES(i, k + 1, n)
+            sigma += T(i, k) * T(i, k);
+        sigma = block_sum(sigma, partial);
+        double tau, inverse;
+        double beta = tile_reflector(T(k, k), sigma, &tau, &inverse);
+        if (THREAD == 0)
+            e_out[2 * k * batch + b] = beta; /* d_k */
+        if (tau != 0.0) {
+            FOR_MY_LINES(i, k, n)
+                v[i] = i == k ? 1.0 : T(i, k) * inverse;
+            __syncthreads();
+            FOR_MY_LINES(j, k + 1, n) { /* column j by its thread */
+                double sum = 0.0;
+                for (int i = k; i < n; ++i)
+                    sum += v[i] * T(i, j);
+                sum *= tau;
+                for (int i = k; i < n; ++i)
+                    T(i, j) -= sum * v[i];
+            }
+            __syncthreads();
+        }
+        if (k + 1 >= n)
+            break;
+        /* right: row k right of the diagonal; A <- A (I - tau v v^T) on rows k + 1 .. */
+        sigma = 0.0;
+        FOR_MY_LINES(j, k + 2, n)
+            sigma += T(k, j) * T(k, j);
+        sigma = block_sum(sigma, partial);
+        beta = tile_reflector(T(k, k + 1), sigma, &tau, &inverse);
+        if (THREAD == 0)
+            e_out[(2 * k + 1) * batch + b] = beta; /* f_k */
+        if (tau != 0.0) {
+            FOR_MY_LINES(j, k + 1, n)
+                v[j] = j == k + 1 ? 1.0 : T(k, j) * inverse;
+            __syncthreads();
+            FOR_MY_LINES(i, k + 1, n) { /* row i by its thread */
+                double sum = 0.0;
+                for (int j = k + 1; j < n; ++j)
+                    sum += T(i, j) * v[j];
+                sum *= tau;
+                for (int j = k + 1; j < n; ++j)
+                    T(i, j) -= sum * v[j];
+            }
+            __syncthreads();
+        }
+    }
+    FOR_MY_LINES(i, 0, 2 * n)
+        d_out[i * batch + b] = 0.0;
+    if (THREAD == 0)
+        e_out[(2 * n - 1) * batch + b] = (double)exponent;
+}
+
+EXPORT void batched_tridiagonal_eigenvalues(double *d_all, double *e_all, int size,
+                                            long long batch)
+{
+    FOR_EACH_MATRIX(b, batch) {
+        double *d = d_all + b, *e = e_all + b;
+        const int exponent = (int)AT(e, size - 1);
+        finish(d, size, batch, exponent, tridiagonal_qr(d, e, size, batch));
+    }
+}
+#undef T
+#endif /* __CUDACC_RTC__: the tile kernels */

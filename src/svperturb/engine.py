@@ -176,7 +176,9 @@ def describe_eigensolver(xp: ModuleType = np) -> str:
               "more, the library's otherwise")
     if not eigenvalue_kernel.kernel_available(xp):
         return f"the library's (would be {kernel}, but they do not compile here)"
-    return kernel
+    widest = eigenvalue_kernel.widest_tile(xp)
+    return (f"{kernel}; the tile kernels up to n = {widest} (once they agree with the streaming "
+            "ones here), the streaming ones above")
 
 
 def lapack_singular_values(a, xp: ModuleType = np):

@@ -8,6 +8,7 @@ computes them. Draws come in fixed chunks of SEED_CHUNK consecutive samples, eac
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -116,7 +117,7 @@ def unit_variance_matrices(
     out = xp.empty((stop - start, n, n))
     step = max(1, DEVICE_TRANSFER_BYTES // (SEED_CHUNK * n * n * 8)) * SEED_CHUNK
     edges = [start, *range((start // step + 1) * step, stop, step), stop]  # within seed chunks
-    for first, last in zip(edges, edges[1:]):
+    for first, last in itertools.pairwise(edges):
         out[first - start:last - start] = xp.asarray(
             _scaled(_draw_range(seed, keys, first, last, draw), scale))
     return out
