@@ -85,6 +85,22 @@ DEVICE int scale_to_unit(double *a, int n, long long batch, int lower)
     return exponent;
 }
 
+/* The Householder reflector of x_0 = alpha and x_1 .. x_(m-1) whose squares sum to sigma, as
+   LAPACK's dlarfg: returns beta, and sets tau and the factor that scales x_i into v_i (v_0 = 1);
+   tau = 0 and beta = alpha where sigma = 0 (x is already a multiple of e_1). */
+DEVICE double householder(double alpha, double sigma, double *tau, double *inverse)
+{
+    *tau = 0.0;
+    *inverse = 0.0;
+    if (sigma == 0.0)
+        return alpha;
+    const double norm = sqrt(alpha * alpha + sigma);
+    const double beta = alpha >= 0.0 ? -norm : norm;
+    *tau = (beta - alpha) / beta;
+    *inverse = 1.0 / (alpha - beta);
+    return beta;
+}
+
 /* The Householder reflector of x (m entries, x_i at x[i stride]), as LAPACK's dlarfg: returns
    beta and sets tau and v (v_0 = 1, v_i at v[i batch]) so that (I - tau v v^T) x = beta e_1;
    tau = 0 and beta = x_0 where x is already a multiple of e_1. */
@@ -103,12 +119,10 @@ DEVICE double reflector(const double *x, long long stride, int m, double *v, lon
         const double y = x[i * stride] / scale;
         sigma += y * y;
     }
-    if (sigma == 0.0)
+    double inverse;
+    const double beta = householder(alpha, sigma, tau, &inverse);
+    if (*tau == 0.0)
         return x[0];
-    const double norm = sqrt(alpha * alpha + sigma);
-    const double beta = alpha >= 0.0 ? -norm : norm;
-    *tau = (beta - alpha) / beta;
-    const double inverse = 1.0 / (alpha - beta);
     AT(v, 0) = 1.0;
     for (int i = 1; i < m; ++i)
         AT(v, i) = x[i * stride] / scale * inverse;
@@ -395,34 +409,22 @@ EXPORT void batched_singular_values(double *matrices, double *work, double *valu
 #define FOR_MY_LINES(i, first, last) for (int i = (first) + THREAD; i < (last); i += THREADS)
 #define T(i, j) tile[(i) * stride + (j)]
 
-/* the sum over the block of each thread's `value`, in a fixed order (the same on every run) */
-DEVICE double block_sum(double value, double *partial)
+/* The sum over the block of each thread's `value` (where `largest`: the largest, NaN-blind as
+   scale_to_unit), in a fixed order, the same on every run. */
+DEVICE double block_reduce(double value, double *partial, int largest)
 {
     partial[THREAD] = value;
     __syncthreads();
     for (int half = THREADS / 2; half > 0; half /= 2) {
-        if (THREAD < half)
-            partial[THREAD] += partial[THREAD + half];
+        if (THREAD < half) {
+            const double other = partial[THREAD + half];
+            partial[THREAD] = largest ? fmax(partial[THREAD], other) : partial[THREAD] + other;
+        }
         __syncthreads();
     }
-    const double sum = partial[0];
+    const double result = partial[0];
     __syncthreads(); /* all have read it before partial is written again */
-    return sum;
-}
-
-/* the largest |entry| over the block (NaN-blind, as scale_to_unit) */
-DEVICE double block_max(double value, double *partial)
-{
-    partial[THREAD] = value;
-    __syncthreads();
-    for (int half = THREADS / 2; half > 0; half /= 2) {
-        if (THREAD < half)
-            partial[THREAD] = fmax(partial[THREAD], partial[THREAD + half]);
-        __syncthreads();
-    }
-    const double largest = partial[0];
-    __syncthreads();
-    return largest;
+    return result;
 }
 
 /* Loads matrix b into the tile (its lower triangle mirrored where `lower`), scaled by 2^-e so
@@ -441,7 +443,7 @@ DEVICE int load_tile(const double *matrix, double *tile, int stride, int n, int 
         if (lower)
             T(j, i) = x;
     }
-    largest = block_max(largest, partial); /* its barriers also complete the tile */
+    largest = block_reduce(largest, partial, 1); /* its barriers also complete the tile */
     int exponent = 0;
     if (!(largest > 0.0 && largest <= LARGEST_DOUBLE))
         return 0;
@@ -450,22 +452,6 @@ DEVICE int load_tile(const double *matrix, double *tile, int stride, int n, int 
         T(index / n, index % n) = ldexp(T(index / n, index % n), -exponent);
     __syncthreads();
     return exponent;
-}
-
-/* The reflector (as `reflector`) of x_0 = alpha and x_1 .. x_(m-1) whose squares sum to sigma
-   (over the block): beta, and tau and the factor that scales x_i into v_i. The column is scaled
-   to [1/2, 1) already, so that the squares neither overflow nor lose anything above eps. */
-DEVICE double tile_reflector(double alpha, double sigma, double *tau, double *inverse)
-{
-    *tau = 0.0;
-    *inverse = 0.0;
-    if (sigma == 0.0)
-        return alpha;
-    const double norm = sqrt(alpha * alpha + sigma);
-    const double beta = alpha >= 0.0 ? -norm : norm;
-    *tau = (beta - alpha) / beta;
-    *inverse = 1.0 / (alpha - beta);
-    return beta;
 }
 
 EXPORT void tile_tridiagonalize(const double *matrices, double *d_out, double *e_out, int n,
@@ -478,15 +464,17 @@ EXPORT void tile_tridiagonalize(const double *matrices, double *d_out, double *e
     const int stride = n | 1;
     double *v = tile + (long long)n * stride, *p = v + n, *partial = p + n;
     const int exponent = load_tile(matrices + b * n * n, tile, stride, n, 1, partial);
+    /* the reflectors' sums of squares unscaled (reflector scales them): the matrix is scaled to
+       [1/2, 1), so that they do not overflow, and squares that underflow are below eps^2 */
     for (int k = 0; k + 2 < n; ++k) {
         /* the reflector of column k below the diagonal */
         double sigma = 0.0;
         FOR_MY_LINES(i, k + 2, n)
             sigma += T(i, k) * T(i, k);
-        sigma = block_sum(sigma, partial);
+        sigma = block_reduce(sigma, partial, 0);
         double tau, inverse;
         const double alpha = T(k + 1, k);
-        const double beta = tile_reflector(alpha, sigma, &tau, &inverse);
+        const double beta = householder(alpha, sigma, &tau, &inverse);
         if (THREAD == 0)
             e_out[k * batch + b] = beta;
         if (tau == 0.0)
@@ -504,7 +492,7 @@ EXPORT void tile_tridiagonalize(const double *matrices, double *d_out, double *e
         double pv = 0.0;
         FOR_MY_LINES(j, k + 1, n)
             pv += p[j] * v[j];
-        pv = block_sum(pv, partial); /* its barriers also complete p */
+        pv = block_reduce(pv, partial, 0); /* its barriers also complete p */
         FOR_MY_LINES(j, k + 1, n)
             p[j] -= 0.5 * tau * pv * v[j]; /* w */
         __syncthreads();
@@ -535,14 +523,14 @@ EXPORT void tile_bidiagonalize(const double *matrices, double *d_out, double *e_
     const int stride = n | 1;
     double *v = tile + (long long)n * stride, *partial = v + 2 * n;
     const int exponent = load_tile(matrices + b * n * n, tile, stride, n, 0, partial);
-    for (int k = 0; k < n; ++k) {
+    for (int k = 0; k < n; ++k) { /* sums of squares unscaled, as in tile_tridiagonalize */
         /* left: column k from the diagonal down; A <- (I - tau v v^T) A on columns k + 1 .. */
         double sigma = 0.0;
         FOR_MY_LINES(i, k + 1, n)
             sigma += T(i, k) * T(i, k);
-        sigma = block_sum(sigma, partial);
+        sigma = block_reduce(sigma, partial, 0);
         double tau, inverse;
-        double beta = tile_reflector(T(k, k), sigma, &tau, &inverse);
+        double beta = householder(T(k, k), sigma, &tau, &inverse);
         if (THREAD == 0)
             e_out[2 * k * batch + b] = beta; /* d_k */
         if (tau != 0.0) {
@@ -565,8 +553,8 @@ EXPORT void tile_bidiagonalize(const double *matrices, double *d_out, double *e_
         sigma = 0.0;
         FOR_MY_LINES(j, k + 2, n)
             sigma += T(k, j) * T(k, j);
-        sigma = block_sum(sigma, partial);
-        beta = tile_reflector(T(k, k + 1), sigma, &tau, &inverse);
+        sigma = block_reduce(sigma, partial, 0);
+        beta = householder(T(k, k + 1), sigma, &tau, &inverse);
         if (THREAD == 0)
             e_out[(2 * k + 1) * batch + b] = beta; /* f_k */
         if (tau != 0.0) {
