@@ -233,3 +233,39 @@ def test_the_kernel_sweep_needs_the_kernels_and_says_so_before_computing(caplog,
     assert capsys.readouterr().out == ""  # no table: nothing was computed
     said = caplog.text
     assert "--kernel-sweep" in said and "CuPy" in said and "backend here: numpy" in said
+
+
+def test_the_kernel_sweep_command_prints_and_saves_the_rates_suggestions_and_kernel_resources(
+        tmp_path, capsys, monkeypatch):
+    """`svperturb bench --kernel-sweep` with the kernels' CUDA branch emulated behind the
+    wrappers: the table, both suggestions and each kernel's registers and local memory, as the
+    driver reports them (CuPy's RawKernel.attributes), on the screen and in the JSON."""
+    import json
+
+    import kernel_on_cpu
+    from svperturb import eigenvalue_kernel
+    from svperturb.cli import main
+
+    class Loaded:  # a compiled kernel as CuPy hands it: callable, with the driver's attributes
+        def __init__(self, launch, registers):
+            self.launch, self.attributes = launch, {"num_regs": registers, "local_size_bytes": 0}
+
+        def __call__(self, *args, **kwargs):
+            return self.launch(*args, **kwargs)
+
+    emulated = kernel_on_cpu.cuda_emulation()
+    loaded = {name: Loaded(launch, 40 + i) for i, (name, launch) in enumerate(emulated.items())}
+    monkeypatch.setattr(eigenvalue_kernel, "_compiled", lambda: loaded)
+    monkeypatch.setattr(eigenvalue_kernel, "kernel_available", lambda xp: True)
+    output = tmp_path / "sweep.json"
+    assert main(["bench", "--kernel-sweep", "--backend", "numpy", "--widths", "33", "--counts",
+                 "4", "--repeats", "1", "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert "| 33 | 4 |" in printed and "suggested engine.EIGENVALUE_KERNEL['cupy']" in printed
+    assert f"{eigenvalue_kernel.SYMMETRIC}: 40 registers, 0 bytes of local memory" in printed
+    saved = json.loads(output.read_text())
+    assert saved["kernel_resources"][eigenvalue_kernel.TRIDIAGONAL] == {
+        "registers": 44, "local_bytes": 0}
+    assert saved["suggested_widest_tile"] == "no tile timed"  # no GPU: no tile
+    assert {r["method"] for r in saved["kernel_sweep"]} == {
+        "gram, library", "gram, kernel", "augmented, library", "augmented, kernel"}

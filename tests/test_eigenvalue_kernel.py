@@ -377,16 +377,22 @@ def emulated_gpu(monkeypatch):
 def test_the_tile_kernels_lie_within_the_engines_bounds_of_lapack(emulated_gpu, n):
     """The same bounds as the streaming kernels' (2 n eps ||G|| and 4 n eps s_1 from LAPACK), at
     the widths where they run: 33 (64 threads, 31 idle), 100 (128) and 168, the widest tile an
-    H100 or H200 holds (256 threads, 227 kB of shared memory). Few matrices of each kind: each
-    emulated block's threads meet at every barrier (~4,000 a matrix at n = 168) on this CPU's few
-    cores."""
-    count = 1 if n > 128 else 2
-    for kind, stack in symmetric_stacks(n, count=count).items():
+    H100 or H200 holds (256 threads, 227 kB of shared memory). Few matrices: each emulated
+    block's threads meet at every barrier (~4,000 a matrix at n = 168) on this CPU's few cores;
+    at n = 168 the kinds that stress scaling and deflation only."""
+    count = 1 if n > 64 else 2
+    hard = ("Gram of K_n", "graded diagonal", "zero", "huge (1e200 K^T K)", "K_n", "ReLU pattern "
+            "(zero columns)", "Q diag(graded) Q'", "tiny (1e-200 K_n)")
+
+    def chosen(stacks):
+        return {kind: stack for kind, stack in stacks.items() if n <= 128 or kind in hard}
+
+    for kind, stack in chosen(symmetric_stacks(n, count=count)).items():
         ours = eigenvalue_kernel.symmetric_eigenvalues_by_kernel(stack, np, tile=True)
         assert np.all(np.diff(ours, axis=1) <= 0), kind
         assert_within_twice_the_bound(ours, np.linalg.eigvalsh(stack)[:, ::-1], n,
                                       f"{kind}, n = {n}, tile")
-    for kind, stack in general_stacks(n, count=count).items():
+    for kind, stack in chosen(general_stacks(n, count=count)).items():
         ours = eigenvalue_kernel.singular_values_by_kernel(stack, np, tile=True)
         assert np.all(np.diff(ours, axis=1) <= 0), kind
         assert_within(ours, np.linalg.svd(stack, compute_uv=False), 4 * n, f"{kind}, n = {n}, tile")

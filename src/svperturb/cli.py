@@ -255,13 +255,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                   args.counts or bench.SWEEP_COUNTS, backend.xp, args.repeats,
                                   args.seconds)
         print(bench.format_kernel_sweep(rows, backend.device))
+        try:
+            resources = eigenvalue_kernel.kernel_resources()
+        except Exception as error:  # noqa: BLE001 - a diagnostic: the sweep stands without it
+            log.warning("kernel resources unavailable (%s: %s)", type(error).__name__, error)
+            resources = {}
+        for name, used in resources.items():
+            print(f"{name}: {used['registers']} registers, {used['local_bytes']} bytes of local "
+                  "memory per thread")
         if args.output:
             Path(args.output).parent.mkdir(parents=True, exist_ok=True)
             _write_json(Path(args.output), {
                 "device": backend.device, "backend": backend.name,
                 "versions": io.software_versions(), "kernel_sweep": rows,
                 "suggested_eigenvalue_kernel": bench.suggested_kernel_table(rows),
-                "suggested_widest_tile": bench.suggested_widest_tile(rows)})
+                "suggested_widest_tile": bench.suggested_widest_tile(rows),
+                "kernel_resources": resources})
             log.info("wrote %s", args.output)
         return 0
     args.widths = args.widths or list(bench.DEFAULT_WIDTHS)

@@ -84,6 +84,15 @@ def _compiled():
     return {name: module.get_function(name) for name in KERNELS}
 
 
+def kernel_resources() -> dict[str, dict[str, int]]:
+    """Per compiled kernel, as the GPU's driver loaded it: registers per thread and local memory
+    (bytes per thread, where spilled registers and arrays indexed at run time go): what the tests
+    read from ptxas where no GPU is (tests/kernel_on_cpu.gpu_resources)."""
+    return {name: {"registers": int(kernel.attributes["num_regs"]),
+                   "local_bytes": int(kernel.attributes["local_size_bytes"])}
+            for name, kernel in _compiled().items()}
+
+
 def kernel_available(xp: ModuleType) -> bool:
     """Whether the kernels run on this array module: CuPy, where they compile (NVRTC)."""
     return xp.__name__.startswith("cupy") and _compiles()
