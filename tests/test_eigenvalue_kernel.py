@@ -381,8 +381,8 @@ def test_the_tile_kernels_lie_within_the_engines_bounds_of_lapack(emulated_gpu, 
     block's threads meet at every barrier (~4,000 a matrix at n = 168) on this CPU's few cores;
     at n = 168 the kinds that stress scaling and deflation only."""
     count = 1 if n > 64 else 2
-    hard = ("Gram of K_n", "graded diagonal", "zero", "huge (1e200 K^T K)", "K_n", "ReLU pattern "
-            "(zero columns)", "Q diag(graded) Q'", "tiny (1e-200 K_n)")
+    hard = ("Gram of K_n", "graded diagonal", "zero", "huge (1e200 K^T K)", "K_n",
+            "ReLU pattern (zero columns)", "Q diag(graded) Q'", "tiny (1e-200 K_n)")
 
     def chosen(stacks):
         return {kind: stack for kind, stack in stacks.items() if n <= 128 or kind in hard}
