@@ -532,3 +532,14 @@ def test_the_engine_with_the_tile_kernels_meets_the_contract(cupy_routes, monkey
     np.testing.assert_allclose(spectrum.values[:, -1], reference[:, -1], rtol=1e-10, atol=0)
     assert not spectrum.fallback.any()
 
+
+
+@needs_cxx
+def test_the_symmetric_kernels_read_the_lower_triangle_only(emulated_gpu):
+    """As LAPACK's eigvalsh (UPLO='L'): NaN above the diagonal changes nothing, in the C build,
+    the streaming kernel's CUDA branch and the tile kernel."""
+    stack = symmetric_stacks(36, count=4)["Gram of K_n"]
+    poisoned = stack + np.triu(np.full((36, 36), np.nan), 1)
+    for run in (on_cpu, lambda m: eigenvalue_kernel.symmetric_eigenvalues_by_kernel(m, np, False),
+                lambda m: eigenvalue_kernel.symmetric_eigenvalues_by_kernel(m, np, True)):
+        np.testing.assert_array_equal(run(poisoned), run(stack))
