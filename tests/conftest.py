@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -38,6 +41,12 @@ def tiny_study(request):
 
 def _usable_cupy():
     from svperturb.backend import select_backend
+
+    if os.environ.get("SVPERTURB_STAND_IN_GPU") == "1":
+        # tests/fake_cupy in place of CuPy for this whole run: the GPU-only tests run on the CPU
+        import fake_cupy
+
+        sys.modules["cupy"], sys.modules["cupyx"] = fake_cupy.build(), fake_cupy.cupyx()
 
     backend = select_backend("auto")  # never raises: NumPy where CuPy cannot run
     return backend.xp if backend.is_gpu else None
