@@ -316,7 +316,8 @@ def nvrtc_ptx(architecture: int, options=eigenvalue_kernel.NVRTC_OPTIONS) -> tup
         log = ctypes.create_string_buffer(size.value)
         library.nvrtcGetProgramLog(program, log)
         if status:
-            raise RuntimeError(f"NVRTC refused the kernels (status {status}):\n{log.value.decode()}")
+            raise RuntimeError(f"NVRTC refused the kernels (status {status}):\n"
+                               f"{log.value.decode()}")
         library.nvrtcGetPTXSize(program, ctypes.byref(size))
         ptx = ctypes.create_string_buffer(size.value)
         library.nvrtcGetPTX(program, ptx)

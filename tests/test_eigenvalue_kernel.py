@@ -332,7 +332,8 @@ def test_the_cuda_branch_launched_as_cupy_launches_it_equals_the_c_build(monkeyp
 
 needs_nvrtc = pytest.mark.skipif(
     kernel_on_cpu.nvrtc_path() is None or kernel_on_cpu.ptxas_path() is None,
-    reason="needs NVIDIA's wheels nvidia-cuda-nvrtc-cu12 and nvidia-cuda-nvcc-cu12 (svperturb[test])")
+    reason="needs NVIDIA's wheels nvidia-cuda-nvrtc-cu12 and nvidia-cuda-nvcc-cu12 "
+           "(svperturb[test])")
 
 
 @needs_nvrtc

@@ -9,9 +9,9 @@ to a third kernel, one thread per matrix, for the QR steps.
 Why (SPEC section 4): above n = 32 the libraries' batched eigensolver is the spectra engine's
 bottleneck on CuPy (eigvalsh of the Gram matrices: 49,000 matrices/s at n = 100, 2,900/s at
 n = 200; of the 2n x 2n augmented matrices 3,100/s at n = 100). The streaming kernels read each
-matrix from device memory, entries of neighbouring matrices side by side, so that a warp's 32 threads
-read 256 consecutive bytes, and update 4 rows of the trailing block per pass, so that a vector
-entry is read once for 4 matrix entries. The symmetric one moves about 0.7 n^3 reads and writes of
+matrix from device memory, entries of neighbouring matrices side by side, so that a warp's 32
+threads read 256 consecutive bytes, and update 4 rows of the trailing block per pass, so that a
+vector entry is read once for 4 matrix entries. The symmetric one moves about 0.7 n^3 reads and writes of
 8 bytes per matrix (5.7 MB at n = 100), which an H200's 4.3 TB/s would allow at most ~750,000
 times a second; the singular-value one about 7 n^3 / 3 (19 MB, ~230,000 a second), against 45 MB
 for the 2n x 2n augmented matrix by the symmetric one. The tile kernels read it from device

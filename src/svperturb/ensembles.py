@@ -91,8 +91,8 @@ def sample_draws(
 
 
 def unit_variance_matrices(
-    seed: int, study: str, n: int, distribution: str, start: int, stop: int, stream: str = "weights",
-    xp: ModuleType = np, scale: float = 1.0,
+    seed: int, study: str, n: int, distribution: str, start: int, stop: int,
+    stream: str = "weights", xp: ModuleType = np, scale: float = 1.0,
 ):
     """K_n of Theorem 33: iid entries, zero mean, unit variance; shape (stop - start, n, n).
 
