@@ -2,9 +2,12 @@
 no GPU is, in two builds of the same text:
 - as C (symmetric_eigenvalues_on_cpu, singular_values_on_cpu): a loop over the matrices where CUDA
   gives each matrix a thread, the same layout (entries of `chunk` matrices side by side);
-- as its CUDA branch, compiled as C++ with CUDA's thread indices emulated (cuda_emulation): a
-  launch runs every thread of every block in turn, which is exact for kernels whose threads share
-  nothing; it stands in for CuPy's compiled kernels, so the wrapper's launch is tested too.
+- as its CUDA branch (all five kernels, the tile ones included), compiled as C++ with CUDA's
+  names emulated (cuda_emulation): a launch runs the blocks in turn, each block's threads as
+  concurrent std::threads meeting at a std::barrier for __syncthreads, its shared memory NaN
+  until written; it stands in for CuPy's compiled kernels, so the wrappers' launches are tested
+  too. Built with ThreadSanitizer, the same branch finds data races between a block's threads
+  (tile_kernels_under_thread_sanitizer).
 What runs only on a GPU is compiled here as CuPy compiles it: by NVRTC (nvrtc_ptx), to the GPU's
 machine code by ptxas (gpu_resources), from NVIDIA's wheels nvidia-cuda-nvrtc-cu12 and
 nvidia-cuda-nvcc-cu12 (svperturb[test])."""
