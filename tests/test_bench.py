@@ -200,6 +200,9 @@ def test_the_suggested_widest_tile_stops_at_the_first_width_where_a_tile_loses()
     assert suggested_widest_tile(mixed) == 0
     assert suggested_widest_tile([r for r in rows if "streaming" not in r["method"]]) == \
         "no tile timed"
+    # the augmented route's streaming kernel not timed at n = 50 (its sweep cut short): no claim
+    assert suggested_widest_tile([r for r in rows if r["method"] != "augmented, streaming kernel"
+                                  or r["n"] != 50]) == 0
 
 
 def test_the_suggested_kernel_table_is_the_first_winning_run_of_widths_and_its_fewest_matrices():

@@ -325,10 +325,13 @@ def suggested_widest_tile(rows: list[dict]):
     both = sorted(n for n in {r["n"] for r in rows} if best(n, "gram, streaming kernel"))
     if not both:
         return "no tile timed"
+    def tile_wins(n: int, kind: str) -> bool:
+        tile, streaming = best(n, f"{kind}, kernel"), best(n, f"{kind}, streaming kernel")
+        return tile is not None and streaming is not None and tile > streaming
+
     widest = 0
     for n in both:
-        if not all((best(n, f"{kind}, kernel") or 0) > best(n, f"{kind}, streaming kernel")
-                   for kind in ("gram", "augmented")):
+        if not (tile_wins(n, "gram") and tile_wins(n, "augmented")):
             break
         widest = n
     return widest
