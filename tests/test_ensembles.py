@@ -89,6 +89,11 @@ def test_weights_for_a_device_cross_the_host_in_pieces_and_equal_the_host_draws(
     assert len(sizes) == len(range(start // (2 * SEED_CHUNK), (stop - 1) // (2 * SEED_CHUNK) + 1))
 
 
+def test_a_device_draw_refuses_a_bad_range_as_a_host_draw_does():
+    with pytest.raises(ValueError, match="need 0 <= start < stop"):
+        unit_variance_matrices(SEED, "resnet_layer", 3, "gaussian", 5, 2, xp=DeviceStandIn())
+
+
 DRAWS = {
     **{f"weights/{d}": lambda a, b, d=d: unit_variance_matrices(SEED, "unit_variance", 7, d, a, b)
        for d in DISTRIBUTIONS},

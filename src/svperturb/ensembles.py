@@ -52,6 +52,11 @@ def _code(name: str) -> int:
     return zlib.crc32(name.encode())
 
 
+def _check_range(start: int, stop: int) -> None:
+    if not 0 <= start < stop:
+        raise ValueError(f"sample range: got [{start}, {stop}); need 0 <= start < stop")
+
+
 def _draw_range(
     seed: int,
     keys: tuple[int, ...],
@@ -60,8 +65,7 @@ def _draw_range(
     draw_chunk: Callable[[np.random.Generator, int], np.ndarray],
 ) -> np.ndarray:
     """Samples [start, stop) of the stream `keys`, drawn chunk by chunk."""
-    if not 0 <= start < stop:
-        raise ValueError(f"sample range: got [{start}, {stop}); need 0 <= start < stop")
+    _check_range(start, stop)
     def draw(chunk: int) -> np.ndarray:
         sequence = np.random.SeedSequence(seed, spawn_key=(*keys, chunk))
         values = draw_chunk(np.random.Generator(np.random.PCG64(sequence)), SEED_CHUNK)
@@ -114,6 +118,7 @@ def unit_variance_matrices(
     keys = (_code(study), n, _code(distribution), _code(stream))
     if xp is np:
         return _scaled(_draw_range(seed, keys, start, stop, draw), scale)
+    _check_range(start, stop)
     out = xp.empty((stop - start, n, n))
     step = max(1, DEVICE_TRANSFER_BYTES // (SEED_CHUNK * n * n * 8)) * SEED_CHUNK
     edges = [start, *range((start // step + 1) * step, stop, step), stop]  # within seed chunks
