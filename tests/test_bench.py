@@ -168,22 +168,6 @@ def test_the_kernel_sweep_times_both_kernels_against_the_library_per_width_and_b
     assert table is None or (33 <= table[0] <= table[1] <= 36 and table[2] in (4, 16))
 
 
-def test_where_the_tile_kernels_run_the_sweep_times_the_streaming_ones_beside_them(monkeypatch):
-    """With the kernels' CUDA branch emulated and tiles allowed: the engine's kernel (tile) and
-    the streaming one, for both routes; the table says up to which width the tiles won."""
-    import numpy as np
-
-    import kernel_on_cpu
-    from svperturb import eigenvalue_kernel
-    from svperturb.bench import SWEEP_METHODS, format_kernel_sweep, kernel_sweep
-
-    monkeypatch.setattr(eigenvalue_kernel, "_compiled", kernel_on_cpu.cuda_emulation)
-    monkeypatch.setattr(eigenvalue_kernel, "uses_tile", lambda n, xp: True)
-    rows = kernel_sweep([33], [4], np, repeats=1, seconds=30.0)
-    assert [r["method"] for r in rows] == list(SWEEP_METHODS)
-    assert "suggested eigenvalue_kernel.WIDEST_TILE = " in format_kernel_sweep(rows, "cpu")
-
-
 def test_the_suggested_widest_tile_stops_at_the_first_width_where_a_tile_loses():
     from svperturb.bench import suggested_widest_tile
 
@@ -237,38 +221,3 @@ def test_the_kernel_sweep_needs_the_kernels_and_says_so_before_computing(caplog,
     said = caplog.text
     assert "--kernel-sweep" in said and "CuPy" in said and "backend here: numpy" in said
 
-
-def test_the_kernel_sweep_command_prints_and_saves_the_rates_suggestions_and_kernel_resources(
-        tmp_path, capsys, monkeypatch):
-    """`svperturb bench --kernel-sweep` with the kernels' CUDA branch emulated behind the
-    wrappers: the table, both suggestions and each kernel's registers and local memory, as the
-    driver reports them (CuPy's RawKernel.attributes), on the screen and in the JSON."""
-    import json
-
-    import kernel_on_cpu
-    from svperturb import eigenvalue_kernel
-    from svperturb.cli import main
-
-    class Loaded:  # a compiled kernel as CuPy hands it: callable, with the driver's attributes
-        def __init__(self, launch, registers):
-            self.launch, self.attributes = launch, {"num_regs": registers, "local_size_bytes": 0}
-
-        def __call__(self, *args, **kwargs):
-            return self.launch(*args, **kwargs)
-
-    emulated = kernel_on_cpu.cuda_emulation()
-    loaded = {name: Loaded(launch, 40 + i) for i, (name, launch) in enumerate(emulated.items())}
-    monkeypatch.setattr(eigenvalue_kernel, "_compiled", lambda: loaded)
-    monkeypatch.setattr(eigenvalue_kernel, "kernel_available", lambda xp: True)
-    output = tmp_path / "sweep.json"
-    assert main(["bench", "--kernel-sweep", "--backend", "numpy", "--widths", "33", "--counts",
-                 "4", "--repeats", "1", "--output", str(output)]) == 0
-    printed = capsys.readouterr().out
-    assert "| 33 | 4 |" in printed and "suggested engine.EIGENVALUE_KERNEL['cupy']" in printed
-    assert f"{eigenvalue_kernel.SYMMETRIC}: 40 registers, 0 bytes of local memory" in printed
-    saved = json.loads(output.read_text())
-    assert saved["kernel_resources"][eigenvalue_kernel.TRIDIAGONAL] == {
-        "registers": 44, "local_bytes": 0}
-    assert saved["suggested_widest_tile"] == "no tile timed"  # no GPU: no tile
-    assert {r["method"] for r in saved["kernel_sweep"]} == {
-        "gram, library", "gram, kernel", "augmented, library", "augmented, kernel"}

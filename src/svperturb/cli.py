@@ -426,8 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="n of the end-to-end ResNet-layer row (0: none)")
     p.add_argument("--kernel-sweep", action="store_true",
                    help="instead: svperturb's spectra kernels against the library's eigensolver "
-                        "for each width and batch size, and the EIGENVALUE_KERNEL they suggest "
-                        "(CuPy only)")
+                        "for each width and batch size, and the EIGENVALUE_KERNEL and "
+                        "WIDEST_TILE they suggest (CuPy only)")
     p.add_argument("--counts", type=_positive_int, nargs="+", metavar="M",
                    help="batch sizes of --kernel-sweep (default: 512 2048 8192 32768)")
     p.add_argument("--output", help="also write the table as JSON here")

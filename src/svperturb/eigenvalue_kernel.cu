@@ -448,8 +448,10 @@ DEVICE int load_tile(const double *matrix, double *tile, int stride, int n, int 
     if (!(largest > 0.0 && largest <= LARGEST_DOUBLE))
         return 0;
     frexp(largest, &exponent);
-    for (int index = THREAD; index < n * n; index += THREADS)
-        T(index / n, index % n) = ldexp(T(index / n, index % n), -exponent);
+    for (int index = THREAD; index < n * n; index += THREADS) {
+        const int i = index / n, j = index % n;
+        T(i, j) = ldexp(T(i, j), -exponent);
+    }
     __syncthreads();
     return exponent;
 }

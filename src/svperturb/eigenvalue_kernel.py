@@ -48,9 +48,6 @@ KERNELS = (SYMMETRIC, SINGULAR, TILE_TRIDIAGONALIZE, TILE_BIDIAGONALIZE, TRIDIAG
 # they move the matrix through device memory once instead of about 0.7 n times (5.7 MB at n = 100
 # for the streaming symmetric kernel), their passes reading shared memory instead.
 WIDEST_TILE: int | None = None
-# Shared memory a block gets without asking; a tile kernel asks for more where it needs it, up to
-# the GPU's limit (227 kB on an H100 or H200: n <= 168).
-DEFAULT_SHARED_BYTES = 48 * 1024
 # Two warps per block: a multiprocessor still fills up (32 blocks of 64 = 2,048 threads), and a
 # batch of a few thousand matrices spreads over all of a GPU's multiprocessors instead of a quarter.
 THREADS_PER_BLOCK = 64
@@ -81,7 +78,12 @@ def _compiled():
     import cupy
 
     module = cupy.RawModule(code=source(), options=NVRTC_OPTIONS)
-    return {name: module.get_function(name) for name in KERNELS}
+    kernels = {name: module.get_function(name) for name in KERNELS}
+    for name in (TILE_TRIDIAGONALIZE, TILE_BIDIAGONALIZE):  # once: tiles may exceed 48 kB
+        kernels[name].max_dynamic_shared_size_bytes = _device_shared_limit(cupy.cuda.Device().id)
+        # all of a multiprocessor's L1 as shared memory (a hint): two tiles of n = 100 fit
+        kernels[name].preferred_shared_memory_carveout = 100
+    return kernels
 
 
 def kernel_resources() -> dict[str, dict[str, int]]:
@@ -110,13 +112,17 @@ def _compiles() -> bool:
     return True
 
 
+def _one_thread_per_matrix(count: int) -> tuple[tuple[int], tuple[int]]:
+    """(grid, block) of a launch with a thread for each of `count` matrices."""
+    return ((count + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK,), (THREADS_PER_BLOCK,)
+
+
 def _launch(name: str, matrices, xp: ModuleType):
     """values (entries, samples) of kernel `name` on a CuPy stack (samples, n, n)."""
     count, n = matrices.shape[0], matrices.shape[-1]
     a, work, values = buffers(matrices, name, xp)
     if count:
-        blocks = (count + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
-        _compiled()[name]((blocks,), (THREADS_PER_BLOCK,),
+        _compiled()[name](*_one_thread_per_matrix(count),
                           (a, work, values, np.int32(n), np.int64(count)))
     return values
 
@@ -177,27 +183,30 @@ def _launch_tile(name: str, matrices, xp: ModuleType):
     entries = n if name == TILE_TRIDIAGONALIZE else 2 * n
     d, e = xp.empty((entries, count)), xp.empty((entries, count))
     if count:
-        kernels, shared = _compiled(), tile_bytes(n)
-        if shared > DEFAULT_SHARED_BYTES:
-            kernels[name].max_dynamic_shared_size_bytes = shared
-            # all of a multiprocessor's L1 as shared memory (a hint): two tiles of n = 100 fit
-            kernels[name].preferred_shared_memory_carveout = 100
+        kernels = _compiled()
         kernels[name]((count,), (tile_threads(n),), (a, d, e, np.int32(n), np.int64(count)),
-                      shared_mem=shared)
-        blocks = (count + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
-        kernels[TRIDIAGONAL]((blocks,), (THREADS_PER_BLOCK,),
+                      shared_mem=tile_bytes(n))
+        kernels[TRIDIAGONAL](*_one_thread_per_matrix(count),
                              (d, e, np.int32(entries), np.int64(count)))
     return d
+
+
+def _by_kernel(matrices, xp: ModuleType, tile: bool | None, streaming: str, tiled: str):
+    """The first n values (samples, n) of the streaming kernel or of the tile kernel (`tile`;
+    None: uses_tile) on a stack (samples, n, n)."""
+    n = matrices.shape[-1]
+    if uses_tile(n, xp) if tile is None else tile:
+        values = _launch_tile(tiled, matrices, xp)
+    else:
+        values = _launch(streaming, matrices, xp)
+    return xp.ascontiguousarray(values[:n].T)
 
 
 def symmetric_eigenvalues_by_kernel(matrices, xp: ModuleType, tile: bool | None = None):
     """Eigenvalues (samples, n) of each symmetric matrix of a CuPy stack (samples, n, n), decreasing
     (its lower triangle is read); NaN for a matrix on which the QR steps do not converge. By the
     tile kernels where `tile` (None: uses_tile), else by the streaming one."""
-    n = matrices.shape[-1]
-    if uses_tile(n, xp) if tile is None else tile:
-        return xp.ascontiguousarray(_launch_tile(TILE_TRIDIAGONALIZE, matrices, xp).T)
-    return xp.ascontiguousarray(_launch(SYMMETRIC, matrices, xp).T)
+    return _by_kernel(matrices, xp, tile, SYMMETRIC, TILE_TRIDIAGONALIZE)
 
 
 def singular_values_by_kernel(matrices, xp: ModuleType, tile: bool | None = None):
@@ -205,10 +214,7 @@ def singular_values_by_kernel(matrices, xp: ModuleType, tile: bool | None = None
     the n largest eigenvalues of the augmented [[0, A], [A^T, 0]], reduced to the Golub-Kahan
     tridiagonal without being formed (tiny negative values where s_i = 0); NaN for a matrix on
     which the QR steps do not converge. By the tile kernels where `tile` (None: uses_tile)."""
-    n = matrices.shape[-1]
-    if uses_tile(n, xp) if tile is None else tile:
-        return xp.ascontiguousarray(_launch_tile(TILE_BIDIAGONALIZE, matrices, xp)[:n].T)
-    return xp.ascontiguousarray(_launch(SINGULAR, matrices, xp)[:n].T)
+    return _by_kernel(matrices, xp, tile, SINGULAR, TILE_BIDIAGONALIZE)
 
 
 @cache
