@@ -244,6 +244,15 @@ def kernel_sweep(widths, counts, xp: ModuleType, repeats: int, seconds: float) -
     return rows
 
 
+def _largest_batch_rate(rows: list[dict], n: int, method: str,
+                        count: float = float("inf")) -> float | None:
+    """Matrices/s of `method` at width n on the largest batch timed of at most `count` matrices
+    (kernel_sweep's rows), None where none was."""
+    timed = sorted((r["matrices"], r["matrices_per_s"]) for r in rows
+                   if r["n"] == n and r["method"] == method and r["matrices"] <= count)
+    return timed[-1][1] if timed else None
+
+
 def suggested_kernel_table(rows: list[dict]) -> tuple[int, int, int] | None:
     """(smallest n, largest n, fewest matrices) for engine.EIGENVALUE_KERNEL from kernel_sweep's
     rows, or None: the first run of consecutive widths at which both kernels beat the library
@@ -252,9 +261,7 @@ def suggested_kernel_table(rows: list[dict]) -> tuple[int, int, int] | None:
     only counts at its largest prefix's rate."""
 
     def rate(n: int, method: str, count: int) -> float | None:
-        timed = sorted((r["matrices"], r["matrices_per_s"]) for r in rows
-                       if r["n"] == n and r["method"] == method and r["matrices"] <= count)
-        return timed[-1][1] if timed else None
+        return _largest_batch_rate(rows, n, method, count)
 
     def kernel_counts(n: int) -> list[int]:
         return sorted({r["matrices"] for r in rows
@@ -317,16 +324,14 @@ def suggested_widest_tile(rows: list[dict]):
     width timed with the streaming kernels alongside, the tile ones (the engine's "kernel") beat
     them on the largest batch for both the Gram and the augmented route; 0 where they lose at the
     narrowest; "no tile timed" where no width had both."""
-    def best(n: int, method: str) -> float | None:
-        timed = sorted((r["matrices"], r["matrices_per_s"]) for r in rows
-                       if (r["n"], r["method"]) == (n, method))
-        return timed[-1][1] if timed else None
-
-    both = sorted(n for n in {r["n"] for r in rows} if best(n, "gram, streaming kernel"))
+    both = sorted(n for n in {r["n"] for r in rows}
+                  if _largest_batch_rate(rows, n, "gram, streaming kernel"))
     if not both:
         return "no tile timed"
+
     def tile_wins(n: int, kind: str) -> bool:
-        tile, streaming = best(n, f"{kind}, kernel"), best(n, f"{kind}, streaming kernel")
+        tile = _largest_batch_rate(rows, n, f"{kind}, kernel")
+        streaming = _largest_batch_rate(rows, n, f"{kind}, streaming kernel")
         return tile is not None and streaming is not None and tile > streaming
 
     widest = 0
