@@ -26,7 +26,7 @@ from tempfile import mkdtemp
 
 import numpy as np
 
-from svperturb import eigenvalue_kernel
+from svperturb import device_draws, eigenvalue_kernel
 from svperturb.backend import to_host
 from svperturb.eigenvalue_kernel import SINGULAR, SYMMETRIC, TILE_BIDIAGONALIZE, TRIDIAGONAL
 
@@ -140,6 +140,7 @@ def _compile(command: list[str], source_name: str, text: str, target_name: str) 
     """The kernels' source and `text` (which includes it) built by `command` into a file."""
     folder = Path(mkdtemp(prefix="svperturb-kernel-"))
     (folder / "eigenvalue_kernel.cu").write_text(eigenvalue_kernel.source())
+    (folder / "draw_kernel.cu").write_text(device_draws.source())
     (folder / source_name).write_text(text)
     target = folder / target_name
     done = subprocess.run([*command, "-Wall", "-Werror", "-I", str(folder),
@@ -178,6 +179,116 @@ def _emulation() -> ctypes.CDLL:
     return library
 
 
+# The draw kernel's CUDA branch (draw_kernel.cu): one thread per chunk, no shared memory, so a
+# launch runs its threads in turn; the intrinsics are the C operations they round as.
+DRAW_EMULATION = """
+#include <math.h>
+#define __global__
+#define __device__
+struct Dimension { unsigned x; };
+static Dimension blockIdx, blockDim, threadIdx;
+#define __dmul_rn(a, b) ((a) * (b))
+#define __dadd_rn(a, b) ((a) + (b))
+#define __umul64hi(a, b) \\
+    ((unsigned long long)(((unsigned __int128)(a) * (unsigned __int128)(b)) >> 64))
+static unsigned long long atomicAdd(unsigned long long *counter, unsigned long long value)
+{
+    const unsigned long long old = *counter;
+    *counter += value;
+    return old;
+}
+#include "draw_kernel.cu"
+
+extern "C" void launch_draws(unsigned blocks, unsigned threads, const unsigned long long *streams,
+                             const long long *plan, const double *tables,
+                             const unsigned long long *ki, double *out, long long *tail_at,
+                             double *tail_u, unsigned long long *tails, long long tail_capacity,
+                             int *uncertain, int gaussian, double low, double range, double scale,
+                             double r, double inverse_r, double tolerance, long long chunks)
+{
+    blockDim.x = threads;
+    for (blockIdx.x = 0; blockIdx.x < blocks; ++blockIdx.x)
+        for (threadIdx.x = 0; threadIdx.x < threads; ++threadIdx.x)
+            pcg64_draws(streams, plan, tables, ki, out, tail_at, tail_u, tails, tail_capacity,
+                        uncertain, gaussian, low, range, scale, r, inverse_r, tolerance, chunks);
+}
+"""
+# pcg64_draws' parameters, in order, as ctypes
+DRAW_ARGUMENTS = [*[ctypes.c_void_p] * 8, ctypes.c_longlong, ctypes.c_void_p, ctypes.c_int,
+                  *[ctypes.c_double] * 6, ctypes.c_longlong]
+# no fused multiply-add where the kernel rounds a product and a sum one at a time (DMUL, DADD)
+DRAW_FLAGS = ["-ffp-contract=off"]
+
+
+@cache
+def _draw_library() -> ctypes.CDLL:
+    library = _build([compiler(), "-std=gnu99", *DRAW_FLAGS], "draw_kernel.c",
+                     device_draws.source())
+    library.pcg64_draws.argtypes = DRAW_ARGUMENTS
+    library.pcg64_draws.restype = None
+    return library
+
+
+@cache
+def _draw_emulation() -> ctypes.CDLL:
+    library = _build([cxx_compiler(), "-std=c++20", "-D__CUDACC_RTC__", *DRAW_FLAGS],
+                     "draw_emulation.cpp", DRAW_EMULATION)
+    library.launch_draws.argtypes = [ctypes.c_uint, ctypes.c_uint, *DRAW_ARGUMENTS]
+    library.launch_draws.restype = None
+    return library
+
+
+def _draw_arguments(args) -> list:
+    """pcg64_draws' arguments as CuPy passes them (arrays, NumPy scalars), for ctypes."""
+    assert len(args) == len(DRAW_ARGUMENTS)
+    converted = []
+    for value, kind in zip(args, DRAW_ARGUMENTS):
+        if kind is ctypes.c_void_p:
+            assert isinstance(value, np.ndarray) and value.flags.c_contiguous
+            converted.append(value.ctypes.data)
+        else:
+            assert isinstance(value, (np.int32, np.int64, np.float64)), type(value)
+            converted.append(value.item())
+    return converted
+
+
+@cache
+def _draw_library_with_exp_and_log_off(relative: float) -> ctypes.CDLL:
+    text = f"""#include <math.h>
+static double exp_off(double x) {{ return exp(x) * (1.0 + {relative!r}); }}
+static double log1p_off(double x) {{ return log1p(x) * (1.0 + {relative!r}); }}
+#define exp exp_off
+#define log1p log1p_off
+#include "draw_kernel.cu"
+"""
+    library = _build([compiler(), "-std=gnu99", *DRAW_FLAGS], "draw_kernel_off.c", text)
+    library.pcg64_draws.argtypes = DRAW_ARGUMENTS
+    library.pcg64_draws.restype = None
+    return library
+
+
+def draws_on_cpu_with_exp_and_log_off(relative: float):
+    """The draw kernel's C build with exp and log1p a relative `relative` too large, as a GPU's
+    would round otherwise than the C library's (by far more than its 1 ulp), as a launcher."""
+    def launch(grid, block, args, shared_mem=0) -> None:
+        _draw_library_with_exp_and_log_off(relative).pcg64_draws(*_draw_arguments(args))
+    return launch
+
+
+def draws_on_cpu(grid, block, args, shared_mem=0) -> None:
+    """The draw kernel's plain C build called as CuPy calls the compiled kernel (its chunks a
+    loop: the grid and block are not used)."""
+    assert shared_mem == 0
+    _draw_library().pcg64_draws(*_draw_arguments(args))
+
+
+def draws_emulated(grid, block, args, shared_mem=0) -> None:
+    """The draw kernel's CUDA branch, each thread in turn, called as CuPy calls it."""
+    (blocks,), (threads,) = grid, block
+    assert shared_mem == 0
+    _draw_emulation().launch_draws(blocks, threads, *_draw_arguments(args))
+
+
 def cuda_emulation() -> dict:
     """In place of eigenvalue_kernel._compiled(): each kernel's CUDA branch, called as CuPy calls a
     compiled kernel, kernel(grid, block, arguments, shared_mem=bytes)."""
@@ -206,7 +317,8 @@ def cuda_emulation() -> dict:
                                          *arrays(*given), int(n), int(batch))
         return launch
 
-    return {name: kernel(name) for name in eigenvalue_kernel.KERNELS}
+    return {**{name: kernel(name) for name in eigenvalue_kernel.KERNELS},
+            device_draws.KERNEL: draws_emulated}
 
 
 def tile_kernels_under_thread_sanitizer(name: str, matrices: np.ndarray) -> np.ndarray:
@@ -300,14 +412,15 @@ def ptxas_path() -> Path | None:
     return _nvidia_file("cuda_nvcc", "bin/ptxas")
 
 
-def nvrtc_ptx(architecture: int, options=eigenvalue_kernel.NVRTC_OPTIONS) -> tuple[str, str]:
-    """(PTX, NVRTC's log) of the kernels' source compiled by NVRTC as CuPy compiles it, with
-    `options` and -arch=compute_<architecture> (90: H100, H200); RuntimeError with the log where
-    NVRTC refuses it."""
+def nvrtc_ptx(architecture: int, options=eigenvalue_kernel.NVRTC_OPTIONS,
+              source: str = eigenvalue_kernel.source()) -> tuple[str, str]:
+    """(PTX, NVRTC's log) of a kernel source (the spectra kernels', or device_draws') compiled by
+    NVRTC as CuPy compiles it, with `options` and -arch=compute_<architecture> (90: H100, H200);
+    RuntimeError with the log where NVRTC refuses it."""
     library = ctypes.CDLL(str(nvrtc_path()))
     program = ctypes.c_void_p()
-    status = library.nvrtcCreateProgram(ctypes.byref(program), eigenvalue_kernel.source().encode(),
-                                        b"eigenvalue_kernel.cu", 0, None, None)
+    status = library.nvrtcCreateProgram(ctypes.byref(program), source.encode(), b"kernels.cu", 0,
+                                        None, None)
     if status:
         raise RuntimeError(f"nvrtcCreateProgram: status {status}")
     try:
@@ -339,10 +452,11 @@ class Resources:
     spill_loads: int
 
 
-def gpu_resources(architecture: int) -> dict[str, Resources]:
+def gpu_resources(architecture: int, source: str = eigenvalue_kernel.source()
+                  ) -> dict[str, Resources]:
     """Each kernel's Resources in the machine code of sm_<architecture>, by ptxas -v on NVRTC's
-    PTX (what the GPU's driver does with it when CuPy loads the module)."""
-    ptx, _ = nvrtc_ptx(architecture)
+    PTX of `source` (what the GPU's driver does with it when CuPy loads the module)."""
+    ptx, _ = nvrtc_ptx(architecture, source=source)
     folder = Path(mkdtemp(prefix="svperturb-ptx-"))
     (folder / "kernels.ptx").write_text(ptx)
     done = subprocess.run([str(ptxas_path()), f"-arch=sm_{architecture}", "-v",

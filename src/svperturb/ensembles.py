@@ -102,8 +102,9 @@ def unit_variance_matrices(
 
     Gaussian N(0, 1) or Uniform on [-sqrt(3), sqrt(3)]. `stream` names independent families of
     weights in one study (e.g. "weights/layer=2"); "weights" is the first layer's. Multiplied by
-    `scale` (e.g. weight_std(n, r)) and returned as an array of module `xp`: on a device, drawn on
-    the host DEVICE_TRANSFER_BYTES at a time (the same values as one draw, bit for bit).
+    `scale` (e.g. weight_std(n, r)) and returned as an array of module `xp`, the same values bit
+    for bit: on a device made there (device_draws, n <= DEVICE_DRAWS_WIDEST), or drawn on the
+    host DEVICE_TRANSFER_BYTES at a time.
     """
     if distribution == "gaussian":
         def draw(g: np.random.Generator, size: int) -> np.ndarray:
@@ -119,6 +120,14 @@ def unit_variance_matrices(
     if xp is np:
         return _scaled(_draw_range(seed, keys, start, stop, draw), scale)
     _check_range(start, stop)
+    from svperturb import device_draws  # it builds on this module
+
+    if device_draws.used_for(n, xp):
+        chunks = range(start // SEED_CHUNK, (stop - 1) // SEED_CHUNK + 1)
+        sequences = [np.random.SeedSequence(seed, spawn_key=(*keys, c)) for c in chunks]
+        uniform = None if distribution == "gaussian" else (-half_width, half_width)
+        return device_draws.chunk_draws(sequences, chunks[0], start, stop, n * n,
+                                        uniform=uniform, scale=scale, xp=xp).reshape(-1, n, n)
     out = xp.empty((stop - start, n, n))
     step = max(1, DEVICE_TRANSFER_BYTES // (SEED_CHUNK * n * n * 8)) * SEED_CHUNK
     edges = [start, *range((start // step + 1) * step, stop, step), stop]  # within seed chunks
