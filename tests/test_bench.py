@@ -189,6 +189,25 @@ def test_the_suggested_widest_tile_stops_at_the_first_width_where_a_tile_loses()
                                   or r["n"] != 50]) == 0
 
 
+def test_the_suggested_device_draws_widest_stops_where_the_host_and_its_copy_are_faster():
+    """The device's rate against the host's on its most threads and the copy in turn:
+    1 / (1 / draw + 1 / copy)."""
+    from svperturb.bench import DEVICE_DRAWS, suggested_device_draws_widest
+
+    def rows_for(n, device, host, copy=1e6):
+        return [{"step": "draw", "n": n, "threads": 1, "matrices_per_s": host / 16},
+                {"step": "draw", "n": n, "threads": 16, "matrices_per_s": host},
+                {"step": "copy to device", "n": n, "threads": 1, "matrices_per_s": copy},
+                {"step": DEVICE_DRAWS, "n": n, "threads": 64, "matrices_per_s": device}]
+
+    rows = rows_for(100, 1e6, 1e5) + rows_for(200, 4e4, 3e4) + rows_for(400, 5e3, 8e3)
+    assert suggested_device_draws_widest(rows) == 200
+    # 6e4 beats the host's 1e5 draws only against their copy too: 1 / (1/1e5 + 1/1e5) = 5e4
+    assert suggested_device_draws_widest(rows_for(100, 6e4, 1e5, copy=1e5)) == 100
+    assert suggested_device_draws_widest(rows_for(100, 4e4, 1e5, copy=1e5)) is None
+    assert suggested_device_draws_widest([r for r in rows if r["step"] != DEVICE_DRAWS]) is None
+
+
 def test_the_suggested_kernel_table_is_the_first_winning_run_of_widths_and_its_fewest_matrices():
     """Hand case: the kernels win from n = 50 to 200 (not at 33, where the library's batched Jacobi
     is fast, nor at 400) from 2,048 matrices on; one thread per matrix loses on 512."""

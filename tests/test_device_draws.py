@@ -12,6 +12,7 @@ from scipy.special import erfc
 
 import fake_cupy
 import kernel_on_cpu
+from conftest import CUPY
 from svperturb import device_draws
 from svperturb.ensembles import SEED_CHUNK, unit_variance_matrices
 
@@ -211,3 +212,17 @@ def test_nvrtc_compiles_the_draw_kernel_as_cupy_does(architecture):
     assert "warning" not in log.lower(), log
     used = kernel_on_cpu.gpu_resources(architecture, device_draws.source())[device_draws.KERNEL]
     assert (used.stack_frame, used.spill_stores, used.spill_loads) == (0, 0, 0), used
+
+
+@pytest.mark.skipif(CUPY is None, reason="needs CuPy and a usable GPU")
+@pytest.mark.parametrize("distribution", ["gaussian", "uniform"])
+def test_on_the_gpu_the_weights_are_made_there_and_are_numpys(distribution):
+    """On the GPU itself: the kernel compiles, passes its first-call check, and a block of 300
+    samples at n = 100 (5 seed chunks, about 780 tail values) equals NumPy's bit for bit."""
+    n, start, stop = 100, 17, 317
+    assert device_draws.used_for(n, CUPY)
+    got = unit_variance_matrices(9, "convnet_vs_resnet", n, distribution, start, stop, xp=CUPY,
+                                 scale=0.05)
+    np.testing.assert_array_equal(
+        got.get(),
+        unit_variance_matrices(9, "convnet_vs_resnet", n, distribution, start, stop, scale=0.05))

@@ -15,7 +15,7 @@ import pytest
 
 import fake_cupy
 import kernel_on_cpu
-from svperturb import eigenvalue_kernel, engine
+from svperturb import device_draws, eigenvalue_kernel, engine
 from svperturb.backend import select_backend
 from svperturb.cli import main
 from svperturb.ensembles import unit_variance_matrices, weight_std
@@ -29,6 +29,8 @@ CACHED = ("_compiled", "_compiles", "_tile_agrees", "_device_shared_limit")
 def _clear_caches() -> None:
     for name in CACHED:
         getattr(eigenvalue_kernel, name).cache_clear()
+    device_draws._compiled.cache_clear()
+    device_draws.checked_once.cache_clear()
 
 
 @pytest.fixture
@@ -97,9 +99,11 @@ def test_a_tile_kernel_failing_on_the_gpu_leaves_the_streaming_ones_said_once(
     assert np.abs(ours - reference).max() <= 2 * 40 * np.finfo(float).eps * reference.max()
 
 
-def test_a_simulate_job_on_the_gpu_sends_its_draws_and_records_its_solver(stand_in, tmp_path):
-    """`svperturb simulate --backend cupy` (resnet_layer at n = 36): the shard says cupy and the
-    kernels, and agrees with the NumPy shard within the accuracy contract."""
+def test_a_simulate_job_on_the_gpu_makes_its_draws_there_and_records_its_solver(stand_in,
+                                                                              tmp_path):
+    """`svperturb simulate --backend cupy` (resnet_layer at n = 36): its weights made on the
+    device (device_draws); the shard says cupy and the kernels, and agrees with the NumPy shard
+    within the accuracy contract."""
     base = ["simulate", "--study", "resnet_layer", "--point",
             "distribution=gaussian/width=36/weight_scale=2", "--skip", "0", "0.5", "1",
             "--start", "0", "--stop", "16", "--seed", "5"]
@@ -109,7 +113,7 @@ def test_a_simulate_job_on_the_gpu_sends_its_draws_and_records_its_solver(stand_
         assert gpu.attrs["backend"] == "cupy" and "tile kernels" in gpu.attrs["eigensolver"]
         for name, rtol in (("s1", 2e-12), ("s_min", 2e-10), ("tau_bar", 2e-12)):
             np.testing.assert_allclose(gpu[name][()], cpu[name][()], rtol=rtol, err_msg=name)
-    assert "tile_tridiagonalize" in fake_cupy.LAUNCHES
+    assert "tile_tridiagonalize" in fake_cupy.LAUNCHES and device_draws.KERNEL in fake_cupy.LAUNCHES
 
 
 def test_the_kernel_sweep_on_the_gpu_times_the_streaming_kernels_beside_the_tiles(

@@ -21,7 +21,7 @@ from types import ModuleType
 import numpy as np
 import scipy.linalg
 
-from svperturb import eigenvalue_kernel, engine, ensembles
+from svperturb import device_draws, eigenvalue_kernel, engine, ensembles
 from svperturb.backend import to_host
 from svperturb.ensembles import unit_variance_matrices, weight_std
 from svperturb.spectra import add_identity, smallest_nonzero_singular_value, symmetric_part_extremes
@@ -29,6 +29,7 @@ from svperturb.spectra import add_identity, smallest_nonzero_singular_value, sym
 log = logging.getLogger(__name__)
 
 DEFAULT_WIDTHS = (5, 32, 33, 100, 1000)
+DEVICE_DRAWS = "made on the device"  # bench_draws' step of device_draws
 WORK_PER_BATCH = 3e8  # ~n^3 flops per matrix: batches of similar cost at every n
 GPU_WORK = 1000       # a GPU's batches hold this many times more work (at most GPU_CAP matrices)
 CPU_CAP, GPU_CAP = 20000, 100000
@@ -438,8 +439,8 @@ def extremes_stages(a, xp: ModuleType, repeats: int, seconds: float, route_rate:
 
 
 def bench_draws(widths, xp: ModuleType, threads: int, repeats: int, scale: float) -> list[dict]:
-    """Gaussian K_n drawn on the host (every job's input; a GPU waits for them) on 1 and `threads`
-    threads, and, on a GPU, copied to the device."""
+    """Gaussian K_n drawn on the host (every job's input) on 1 and `threads` threads, and, on a
+    GPU, copied to the device, and made on the device (device_draws, at every width here)."""
     rows = []
     before = ensembles.draw_threads()
     for n in widths:
@@ -456,9 +457,39 @@ def bench_draws(widths, xp: ModuleType, threads: int, repeats: int, scale: float
             seconds, _ = timed(lambda h=host: xp.asarray(h), xp, repeats)
             rows.append({"step": "copy to device", "n": n, "threads": 1,
                          "matrices_per_s": count / seconds})
-        log.info("host draws n = %d: %s", n, ", ".join(f"{r['matrices_per_s']:.0f}/s"
-                                                       for r in rows if r["n"] == n))
+            if device_draws.checked_once(xp):
+                widest, device_draws.DEVICE_DRAWS_WIDEST = device_draws.DEVICE_DRAWS_WIDEST, n
+                try:
+                    seconds, _ = timed(lambda c=count, n=n: unit_variance_matrices(
+                        3, "bench", n, "gaussian", 0, c, xp=xp), xp, repeats)
+                finally:
+                    device_draws.DEVICE_DRAWS_WIDEST = widest
+                rows.append({"step": DEVICE_DRAWS, "n": n, "threads": count // ensembles.SEED_CHUNK,
+                             "matrices_per_s": count / seconds})
+        log.info("draws n = %d: %s", n, ", ".join(f"{r['matrices_per_s']:.0f}/s"
+                                                  for r in rows if r["n"] == n))
     return rows
+
+
+def suggested_device_draws_widest(draws: list[dict]) -> int | None:
+    """device_draws.DEVICE_DRAWS_WIDEST from bench_draws' rows: the widest n up to which, at every
+    width measured, the device makes the draws faster than the host draws them and copies them
+    over (on the most threads measured); None where the device was not measured."""
+    def rate(n: int, step: str) -> float | None:
+        found = [r["matrices_per_s"] for r in draws if r["n"] == n and r["step"] == step
+                 and (step != "draw" or r["threads"] == most)]
+        return found[0] if found else None
+
+    most = max((r["threads"] for r in draws if r["step"] == "draw"), default=1)
+    widest = None
+    for n in sorted({r["n"] for r in draws}):
+        device, host, copy = rate(n, DEVICE_DRAWS), rate(n, "draw"), rate(n, "copy to device")
+        if device is None or host is None or copy is None:
+            return None
+        if device < 1.0 / (1.0 / host + 1.0 / copy):
+            break
+        widest = n
+    return widest
 
 
 def resnet_layer_statistics(w, xp: ModuleType, rhos, route: str, workers: int) -> dict:
@@ -530,10 +561,14 @@ def format_table(rows: list[dict], end_to_end: list[dict], device: str,
         lines += [f"| {r['stage']} | {r['n']} | {r['matrices_per_s']:,.0f} | "
                   f"{r['share_of_route']:.2f} |" for r in stages]
     if draws:
-        lines += ["", "Gaussian K_n drawn on the host (each job's input), and copied to the GPU:",
+        lines += ["", ("Gaussian K_n drawn on the host (each job's input) and copied to the GPU, or "
+                       "made on the GPU (threads: its seed chunks):"),
                   "| step | n | threads | matrices/s |", "|---|---|---|---|"]
         lines += [f"| {r['step']} | {r['n']} | {r['threads']} | {r['matrices_per_s']:,.0f} |"
                   for r in draws]
+        if any(r["step"] == DEVICE_DRAWS for r in draws):
+            lines.append("suggested device_draws.DEVICE_DRAWS_WIDEST = "
+                         f"{suggested_device_draws_widest(draws)} (None: the host at every n)")
     if end_to_end:
         lines += ["", ("ResNet layer, end to end (tau_bar, tau_low; s_1, s_*, kappa of W1 + rho I, "
                        "11 values of rho):"),

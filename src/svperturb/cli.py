@@ -290,7 +290,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                         "threads": args.threads, "versions": io.software_versions(),
                                         "routes": rows, "end_to_end": end_to_end,
                                         "extremes": extremes, "stages": stages,
-                                        "draws": draws})
+                                        "draws": draws, "suggested_device_draws_widest":
+                                            bench.suggested_device_draws_widest(draws)})
         log.info("wrote %s", args.output)
     return 0
 

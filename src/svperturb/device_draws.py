@@ -219,4 +219,6 @@ def checked_once(xp: ModuleType) -> bool:
         log.warning("svperturb's device draws are not used (%s: %s); the weights are drawn on "
                     "the host", type(error).__name__, error)
         return False
+    log.info("weights up to n = %d are made on the GPU: NumPy's PCG64 and ziggurat, bit for bit",
+             DEVICE_DRAWS_WIDEST)
     return True
