@@ -14,9 +14,10 @@ exp or log1p could decide a draw otherwise than the C library's (draw_kernel.cu:
 a comparison within TOLERANCE), the chunk is drawn again on the host; a tail value (about 1 draw
 in 3,900) is written again with the C library's log1p (math.log1p, the function NumPy calls).
 
-The kernel's thread draws a whole chunk in turn, SEED_CHUNK n^2 values: the device pays off while
-a block has many chunks. It is used up to DEVICE_DRAWS_WIDEST, a design estimate until
-`svperturb bench --kernel-sweep` measures it on a GPU; wider draws stay on the host.
+A thread draws a whole chunk in turn, SEED_CHUNK n^2 values, so a block takes about as long as
+one chunk: the device pays off while a block has many chunks. It is used up to
+DEVICE_DRAWS_WIDEST, a design estimate until `svperturb bench` measures it on a GPU (its draws
+table, and the value it suggests); wider draws stay on the host.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ log = logging.getLogger(__name__)
 KERNEL = "pcg64_draws"
 # Widest n whose draws the GPU makes (design estimate; see the module's docstring). By arithmetic,
 # at ~50 ns a value per thread a block of B samples takes 64 n^2 50 ns whatever B, against
-# B n^2 / (8e7 cores) s on the host: the GPU is ahead while B / 64 chunks exceed about 250 / cores.
+# B n^2 / (8e7 cores) s on the host: the GPU is ahead while B > 256 cores. A GPU block holds
+# B = 70e9 / (128 n^2) samples in half of an H100's memory, so with 16 cores: while n < ~365.
 DEVICE_DRAWS_WIDEST = 256
 # Relative gap under which a comparison of the ziggurat is not trusted to match the C library's:
 # CUDA's exp and log1p are within 1 ulp (2.2e-16), fi within a few ulps of NumPy's.
