@@ -16,14 +16,14 @@ from conftest import CUPY
 from svperturb import device_draws
 from svperturb.ensembles import SEED_CHUNK, unit_variance_matrices
 
-pytestmark = pytest.mark.skipif(
+needs_compilers = pytest.mark.skipif(
     kernel_on_cpu.compiler() is None or kernel_on_cpu.cxx_compiler() is None,
     reason="needs a C and a C++ compiler (the draw kernel's builds)")
 SQRT3 = np.sqrt(3.0)
 LAUNCHERS = {"C build": kernel_on_cpu.draws_on_cpu, "CUDA branch": kernel_on_cpu.draws_emulated}
 
 
-@pytest.fixture(params=list(LAUNCHERS))
+@pytest.fixture(params=[pytest.param(name, marks=needs_compilers) for name in LAUNCHERS])
 def kernel(request, monkeypatch):
     """The draw kernel, built for the CPU, in place of CuPy's compiled one."""
     monkeypatch.setattr(device_draws, "_compiled", lambda: LAUNCHERS[request.param])
@@ -126,6 +126,7 @@ def test_tail_values_are_written_with_the_c_librarys_log1p(kernel, monkeypatch):
     np.testing.assert_array_equal(got, made)
 
 
+@needs_compilers
 def test_a_gpu_whose_exp_and_log1p_round_otherwise_still_gives_numpys_draws(monkeypatch):
     """The kernel built with exp and log1p that are off by a relative 5e-4 (a GPU's are off by at
     most 1 ulp, 2.2e-16, which no test of this size would catch deciding a draw otherwise):
@@ -165,6 +166,7 @@ def stand_in(monkeypatch):
         function.cache_clear()
 
 
+@needs_compilers
 @pytest.mark.parametrize("distribution", ["gaussian", "uniform"])
 def test_studies_weights_on_a_device_are_made_there_and_are_numpys(stand_in, distribution):
     n, start, stop = 24, 70, 333
@@ -177,6 +179,7 @@ def test_studies_weights_on_a_device_are_made_there_and_are_numpys(stand_in, dis
                                           scale=0.125))
 
 
+@needs_compilers
 def test_wider_weights_are_drawn_on_the_host(stand_in, monkeypatch):
     monkeypatch.setattr(device_draws, "DEVICE_DRAWS_WIDEST", 8)
     got = unit_variance_matrices(5, "resnet_layer", 9, "gaussian", 0, 10, xp=stand_in)
@@ -185,6 +188,7 @@ def test_wider_weights_are_drawn_on_the_host(stand_in, monkeypatch):
                                   unit_variance_matrices(5, "resnet_layer", 9, "gaussian", 0, 10))
 
 
+@needs_compilers
 def test_a_kernel_that_is_not_numpys_is_not_used(stand_in, monkeypatch, caplog):
     """The first-call check: a kernel whose values are not NumPy's (here its uniform draws are
     off by one part in 2^52) is set aside with one warning, and the weights are drawn on the
