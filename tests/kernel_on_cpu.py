@@ -8,6 +8,9 @@ no GPU is, in two builds of the same text:
   until written; it stands in for CuPy's compiled kernels, so the wrappers' launches are tested
   too. Built with ThreadSanitizer, the same branch finds data races between a block's threads
   (tile_kernels_under_thread_sanitizer).
+The draw kernel (draw_kernel.cu, svperturb.device_draws) likewise: its plain C build
+(draws_on_cpu), and its CUDA branch, a launch's threads run in turn (draws_emulated, which the
+CuPy stand-in launches).
 What runs only on a GPU is compiled here as CuPy compiles it: by NVRTC (nvrtc_ptx), to the GPU's
 machine code by ptxas (gpu_resources), from NVIDIA's wheels nvidia-cuda-nvrtc-cu12 and
 nvidia-cuda-nvcc-cu12 (svperturb[test])."""
@@ -221,9 +224,10 @@ DRAW_FLAGS = ["-ffp-contract=off"]
 
 
 @cache
-def _draw_library() -> ctypes.CDLL:
+def _draw_library(prelude: str = "") -> ctypes.CDLL:
+    """The draw kernel's plain C build, after `prelude` (C text, e.g. macros in place of exp)."""
     library = _build([compiler(), "-std=gnu99", *DRAW_FLAGS], "draw_kernel.c",
-                     device_draws.source())
+                     f'{prelude}\n#include "draw_kernel.cu"\n')
     library.pcg64_draws.argtypes = DRAW_ARGUMENTS
     library.pcg64_draws.restype = None
     return library
@@ -252,26 +256,17 @@ def _draw_arguments(args) -> list:
     return converted
 
 
-@cache
-def _draw_library_with_exp_and_log_off(relative: float) -> ctypes.CDLL:
-    text = f"""#include <math.h>
-static double exp_off(double x) {{ return exp(x) * (1.0 + {relative!r}); }}
-static double log1p_off(double x) {{ return log1p(x) * (1.0 + {relative!r}); }}
-#define exp exp_off
-#define log1p log1p_off
-#include "draw_kernel.cu"
-"""
-    library = _build([compiler(), "-std=gnu99", *DRAW_FLAGS], "draw_kernel_off.c", text)
-    library.pcg64_draws.argtypes = DRAW_ARGUMENTS
-    library.pcg64_draws.restype = None
-    return library
-
-
 def draws_on_cpu_with_exp_and_log_off(relative: float):
     """The draw kernel's C build with exp and log1p a relative `relative` too large, as a GPU's
     would round otherwise than the C library's (by far more than its 1 ulp), as a launcher."""
+    prelude = f"""#include <math.h>
+static double exp_off(double x) {{ return exp(x) * (1.0 + {relative!r}); }}
+static double log1p_off(double x) {{ return log1p(x) * (1.0 + {relative!r}); }}
+#define exp exp_off
+#define log1p log1p_off"""
+
     def launch(grid, block, args, shared_mem=0) -> None:
-        _draw_library_with_exp_and_log_off(relative).pcg64_draws(*_draw_arguments(args))
+        _draw_library(prelude).pcg64_draws(*_draw_arguments(args))
     return launch
 
 

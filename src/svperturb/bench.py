@@ -464,7 +464,8 @@ def bench_draws(widths, xp: ModuleType, threads: int, repeats: int, scale: float
                         3, "bench", n, "gaussian", 0, c, xp=xp), xp, repeats)
                 finally:
                     device_draws.DEVICE_DRAWS_WIDEST = widest
-                rows.append({"step": DEVICE_DRAWS, "n": n, "threads": count // ensembles.SEED_CHUNK,
+                chunks = -(-count // ensembles.SEED_CHUNK)  # a thread each
+                rows.append({"step": DEVICE_DRAWS, "n": n, "threads": chunks,
                              "matrices_per_s": count / seconds})
         log.info("draws n = %d: %s", n, ", ".join(f"{r['matrices_per_s']:.0f}/s"
                                                   for r in rows if r["n"] == n))
