@@ -88,3 +88,49 @@ def test_a_shard_drawn_on_three_threads_equals_the_one_drawn_on_one(tmp_path, ca
             np.testing.assert_array_equal(three[key][()], one[key][()], err_msg=key)
         # provenance: the array module, the device and the symmetric eigensolver
         assert (one.attrs["backend"], one.attrs["eigensolver"]) == ("numpy", "the library's")
+
+
+HARD = "width=5/entry_bound={c}/weight_pattern=uniform/depth=2/activation_slope={eta}/activity=0.2"
+
+
+def test_one_job_simulates_several_points_as_separate_jobs_would(tmp_path, caplog):
+    """A hard_bounds job over its batched axes (c, eta): each shard equals, dataset for dataset
+    and in its data hash, the shard of a job with that point alone."""
+    import h5py
+    import numpy as np
+
+    points = [HARD.format(c=c, eta=eta) for c in (0.3, 0.9) for eta in (0, 0.5)]
+    common = ["simulate", "--study", "hard_bounds", "--start", "3", "--stop", "40", "--seed", "7",
+              "--backend", "numpy"]
+    batched = [str(tmp_path / f"batched-{i}.h5") for i in range(len(points))]
+    assert run(caplog, *common, "--point", *points, "--output", *batched) == (0, "")
+    for i, point in enumerate(points):
+        alone = tmp_path / f"alone-{i}.h5"
+        assert run(caplog, *common, "--point", point, "--output", str(alone)) == (0, "")
+        with h5py.File(batched[i], "r") as got, h5py.File(alone, "r") as want:
+            assert got.attrs["point"] == point
+            assert got.attrs["data_hash"] == want.attrs["data_hash"]
+            keys = []
+            want.visititems(lambda key, obj: keys.append(key) if isinstance(obj, h5py.Dataset)
+                            else None)
+            assert "s1_Mo" in keys
+            for key in keys:
+                np.testing.assert_array_equal(got[key][()], want[key][()], err_msg=key)
+
+
+@pytest.mark.parametrize(("outputs", "second", "fragments"), [
+    (1, HARD.format(c=0.3, eta=0.5), ["--output", "got 1 paths for 2 --point values"]),
+    (2, "width=5/entry_bound=0.3", ["--point", "width, entry_bound, weight_pattern"]),
+    (2, HARD.format(c=1.5, eta=0.5), ["entry_bound", "1.5"]),
+])
+def test_a_job_of_several_points_refuses_bad_input_before_computing_any(tmp_path, caplog,
+                                                                        outputs, second,
+                                                                        fragments):
+    paths = [str(tmp_path / f"s{i}.h5") for i in range(outputs)]
+    code, err = run(caplog, "simulate", "--study", "hard_bounds", "--point",
+                    HARD.format(c=0.3, eta=0), second, "--start", "0", "--stop", "4", "--seed",
+                    "1", "--output", *paths)
+    assert code == 2
+    for fragment in fragments:
+        assert fragment in err
+    assert not list(tmp_path.iterdir())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
@@ -15,7 +16,7 @@ import yaml
 from svperturb.config import study_configs, validate_config
 from svperturb.figures import FIGURES
 from svperturb.fit import VERDICTS
-from svperturb.studies import grid_points
+from svperturb.studies import grid_points, job_axes
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
@@ -38,8 +39,14 @@ def job_counts(output: str) -> dict[str, int]:
 
 
 def expected_simulate_jobs(config_path: Path) -> int:
+    """A job per grid point and shard, but one per combination of the job axes and shard for a
+    study with BATCHED axes (hard_bounds: its c, eta and activity in one job)."""
     studies = study_configs(validate_config(yaml.safe_load(config_path.read_text())))
-    return sum(len(list(grid_points(name, s.grid))) * s.n_shards for name, s in studies.items())
+    total = 0
+    for name, s in studies.items():
+        grid = {axis: s.grid[axis] for axis in job_axes(name)}
+        total += len(list(itertools.product(*grid.values()))) * s.n_shards
+    return total
 
 
 def test_lint_finds_nothing_but_the_deployment_recommendation():
@@ -54,7 +61,7 @@ def test_lint_finds_nothing_but_the_deployment_recommendation():
 def test_dry_run_lists_every_job(tmp_path, config):
     result = snakemake("-n", "--configfile", str(ROOT / config), "--directory", str(tmp_path))
     counts = job_counts(result.stdout)
-    assert counts["simulate"] == expected_simulate_jobs(ROOT / config)
+    assert counts["simulate"] + counts["simulate_hard_bounds"] == expected_simulate_jobs(ROOT / config)
     assert counts["aggregate"] == len(yaml.safe_load((ROOT / config).read_text())["studies"]) and counts["fit"] == 1 and counts["report"] == 1
 
 
@@ -104,3 +111,16 @@ def test_tiny_config_runs_end_to_end_and_judges_all_16_claims(tmp_path):
     # Finished work is never redone.
     again = snakemake("-n", "--configfile", str(TINY), "--directory", str(tmp_path))
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_the_slurm_profile_gives_batched_simulate_jobs_the_simulate_rules_resources():
+    """The rule of a study with BATCHED axes (simulate_<study>) must start its MPI ranks as the
+    simulate rule's do (srun under SLURM), and land on the same partition."""
+    from svperturb.studies import STUDIES, batched_axes
+
+    profile = yaml.safe_load((ROOT / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
+    resources = profile["set-resources"]
+    batched = [name for name in STUDIES if batched_axes(name)]
+    assert batched == ["hard_bounds"]
+    for name in batched:
+        assert resources[f"simulate_{name}"] == resources["simulate"]

@@ -73,16 +73,17 @@ def parse_point(text: str, study: str) -> dict:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from svperturb import engine, ensembles, io, parallel
+    from svperturb import ensembles, parallel
     from svperturb.backend import select_backend
-    from svperturb.studies import block_size_for, get_study, spectra_rows
 
-    study = get_study(args.study)
-    point = {**parse_point(args.point, args.study), **inner_values(args, args.study)}
-    start, stop = args.start, args.stop
-    if not 0 <= start < stop:
-        raise ConfigError(f"--start/--stop: got [{start}, {stop}); allowed: 0 <= start < stop")
-    point["seed"] = args.seed
+    inner = inner_values(args, args.study)
+    points = [{**parse_point(text, args.study), **inner, "seed": args.seed} for text in args.point]
+    if len(args.output) != len(points) or len(set(args.output)) != len(args.output):
+        raise ConfigError(f"--output: got {len(args.output)} paths for {len(points)} --point "
+                          "values; need a distinct path per point, in the same order")
+    if not 0 <= args.start < args.stop:
+        raise ConfigError(f"--start/--stop: got [{args.start}, {args.stop}); allowed: "
+                          "0 <= start < stop")
     here = parallel.world()
     backend = select_backend(args.backend)
     ensembles.set_draw_threads(args.draw_threads)
@@ -93,6 +94,20 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             cap = args.device_memory_mb * 2**20
             backend.xp.get_default_memory_pool().set_limit(size=cap)
             free = min(free, cap)
+    for number, (point, output) in enumerate(zip(points, args.output), start=1):
+        if len(points) > 1 and here.is_root:
+            log.info("point %d of %d in this job", number, len(points))
+        _simulate_point(args, point, output, backend, free, here)
+    return 0
+
+
+def _simulate_point(args: argparse.Namespace, point: dict, output: str, backend, free, here):
+    """One shard of one grid point (cmd_simulate), written to `output` by rank 0."""
+    from svperturb import engine, io, parallel
+    from svperturb.studies import block_size_for, get_study, spectra_rows
+
+    study = get_study(args.study)
+    start, stop = args.start, args.stop
     block_size = args.block_size or block_size_for(args.study, point, args.memory_mb, free)
     identity = {"study": args.study, "point": point}
     attrs = {
@@ -121,14 +136,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if not here.is_root:  # rank 0 gathers and writes; the others compute their blocks
         parallel.simulate_range_ranks(args.study, point, start, stop, block_size, backend.xp,
                                       lambda *block: None, here, args.keep_spectra)
-        return 0
+        return
     log.info("simulate %s %s samples [%d, %d) on %d rank(s) -> %s", args.study, attrs["point"],
-             start, stop, here.size, args.output)
-    with io.ShardWriter(args.output, attrs, stop - start, n_spectra) as writer:
+             start, stop, here.size, output)
+    with io.ShardWriter(output, attrs, stop - start, n_spectra) as writer:
         parallel.simulate_range_ranks(args.study, point, start, stop, block_size, backend.xp,
                                       writer.write, here, args.keep_spectra)
-    log.info("wrote %s", args.output)
-    return 0
+    log.info("wrote %s", output)
 
 
 def _axis_summary(values: list) -> str:
@@ -325,19 +339,22 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"  {line}")
     if args.config:
         from svperturb.config import load_config, study_configs
-        from svperturb.studies import get_study, grid_points
+        from svperturb.studies import batched_axes, get_study, grid_points, jobs_per_shard
 
         config = load_config(args.config)
         print(f"config {args.config}: valid; seed {config['seed']}, job_memory_mb {config['job_memory_mb']}")
         total_jobs = 0
         for name, study in study_configs(config).items():
             points = list(grid_points(name, study.grid))
-            jobs = len(points) * study.n_shards
+            jobs = jobs_per_shard(name, study.grid) * study.n_shards
             total_jobs += jobs
             axes = ", ".join(f"{a}={_axis_summary(study.grid[a])}"
                              for a in get_study(name).AXES + get_study(name).INNER)
+            batched = (f" of {len(points) * study.n_shards // jobs} points each (batched: "
+                       f"{', '.join(batched_axes(name))})" if batched_axes(name) else "")
             print(f"  {name}: {len(points)} grid points x {study.samples} samples "
-                  f"({study.n_shards} shards of {study.shard_size}) = {jobs} simulate jobs; {axes}")
+                  f"({study.n_shards} shards of {study.shard_size}) = {jobs} simulate "
+                  f"jobs{batched}; {axes}")
         print(f"  total: {total_jobs} simulate jobs")
     return 0
 
@@ -351,9 +368,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("simulate", help="simulate one shard of one grid point into an HDF5 file")
+    p = sub.add_parser("simulate", help="simulate one shard of grid points into HDF5 files")
     p.add_argument("--study", required=True)
-    p.add_argument("--point", required=True, help="grid point, e.g. distribution=gaussian/width=100")
+    p.add_argument("--point", required=True, nargs="+",
+                   help="grid point, e.g. distribution=gaussian/width=100; several: computed in "
+                        "turn by this one process, each into the --output in its position")
     p.add_argument("--skip", type=float, nargs="+", help="skip coefficients rho (inner axis)")
     p.add_argument("--theta", type=float, nargs="+", help="theta of Theorem 39 (inner axis)")
     p.add_argument("--start", type=int, required=True, help="first sample index of the shard")
@@ -371,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--draw-threads", type=_positive_int, default=1,
                    help="threads drawing the random matrices on the host (the same draws for any "
                         "number); the workflow gives each rank its cores")
-    p.add_argument("--output", required=True)
+    p.add_argument("--output", required=True, nargs="+", help="one shard file per --point")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("aggregate", help="validate and merge a study's shards")

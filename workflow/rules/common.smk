@@ -1,4 +1,5 @@
 # Validate the config (JSON schema + cross-key checks) before anything is scheduled, and build the grid.
+import itertools
 import os
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from snakemake.logging import logger
 from svperturb.config import ConfigError, study_configs, validate_config
 from svperturb.io import point_path
 from svperturb.resume import compare_with_existing_shards
-from svperturb.studies import get_study, grid_points
+from svperturb.studies import batched_axes, get_study, grid_points, job_axes
 
 try:
     CONFIG = validate_config(config)
@@ -61,16 +62,59 @@ def shard_paths(study):
     ]
 
 
-def simulate_arguments(wildcards):
-    study = STUDIES[wildcards.study]
-    start, stop = study.shard_range(int(wildcards.shard))
-    args = [f"--study {wildcards.study}", f"--point {wildcards.point}",
+def _simulate_arguments(study_name, points, shard):
+    study = STUDIES[study_name]
+    start, stop = study.shard_range(int(shard))
+    args = [f"--study {study_name}", "--point " + " ".join(points),
             f"--start {start}", f"--stop {stop}", f"--seed {CONFIG['seed']}",
             f"--keep-spectra {CONFIG['keep_spectra']}", f"--backend {CONFIG['backend']}",
-            inner_arguments(wildcards.study)]
+            inner_arguments(study_name)]
     if RESOURCES["device_memory_mb"]:
         args.append(f"--device-memory-mb {RESOURCES['device_memory_mb']}")
     return " ".join(arg for arg in args if arg)
+
+
+def simulate_arguments(wildcards):
+    return _simulate_arguments(wildcards.study, [wildcards.point], wildcards.shard)
+
+
+# Studies with BATCHED axes: one job per combination of the other axes (job_axes) and shard
+# computes the points of every combination of the batched ones, a shard file each (rule
+# simulate_<study>); the job axes are the job's wildcards.
+BATCHED_STUDIES = [name for name in STUDIES if batched_axes(name)]
+
+
+def _wildcards(study_name):
+    """{axis: "{axis}"} for the study's job axes: Snakemake's wildcards in a path."""
+    return {axis: f"{{{axis}}}" for axis in job_axes(study_name)}
+
+
+def batched_points(study_name):
+    """The point paths of one batched job, its job axes as wildcards ({width}, ...)."""
+    grid = STUDIES[study_name].grid
+    batched = batched_axes(study_name)
+    return [point_path({**_wildcards(study_name), **dict(zip(batched, values))},
+                       get_study(study_name).AXES)
+            for values in itertools.product(*(grid[axis] for axis in batched))]
+
+
+def batched_shards(study_name):
+    return [f"{RESULTS}/shards/{study_name}/{point}/shard-{{shard}}.h5"
+            for point in batched_points(study_name)]
+
+
+def batched_job_path(study_name):
+    """The job's own name (logs, benchmarks): its job axes' values and its shard."""
+    return f"{point_path(_wildcards(study_name), job_axes(study_name))}/shard-{{shard}}"
+
+
+def batched_simulate_arguments(study_name):
+    def arguments(wildcards):
+        values = {axis: getattr(wildcards, axis) for axis in job_axes(study_name)}
+        points = [point.format(**values) for point in batched_points(study_name)]
+        return _simulate_arguments(study_name, points, wildcards.shard)
+
+    return arguments
 
 
 def inner_arguments(study_name):

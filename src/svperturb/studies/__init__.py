@@ -1,7 +1,9 @@
 """The experiments: what to sample, which statistics to record. A study is data in, arrays out.
 
-Each study module defines NAME, AXES (grid keys that make a job), INNER (grid keys vectorised
-inside a job, because every value is paired with the same matrices) and
+Each study module defines NAME, AXES (grid keys that make a grid point, each with its own
+shards), INNER (grid keys vectorised inside a job, because every value is paired with the same
+matrices), optionally BATCHED (axes among AXES whose points one job computes in turn, a shard
+each: a process per point costs more than the point, and the values do not change the draws) and
 `simulate(point, start, stop, xp) -> (per_sample, spectra)`: dicts of arrays whose first axis is
 the samples [start, stop), and FINITE: the datasets that are finite for every computable sample.
 Full spectra are stored for the samples below a global index `spectra_stop` only (the config's
@@ -63,11 +65,29 @@ def get_study(name: str) -> ModuleType:
 
 
 def grid_points(name: str, grid: Mapping[str, list]) -> Iterator[dict[str, Any]]:
-    """Every job-level grid point of a study (its AXES), inner axes attached as lists."""
+    """Every grid point of a study (its AXES), inner axes attached as lists."""
     study = get_study(name)
     inner = {axis: sorted(grid[axis]) for axis in study.INNER}
     for values in itertools.product(*(grid[axis] for axis in study.AXES)):
         yield {**dict(zip(study.AXES, values)), **inner}
+
+
+def batched_axes(name: str) -> tuple[str, ...]:
+    """The study's BATCHED axes: one job computes all their points (a shard each)."""
+    return tuple(getattr(get_study(name), "BATCHED", ()))
+
+
+def job_axes(name: str) -> tuple[str, ...]:
+    """The axes that tell a study's simulate jobs apart: AXES but the BATCHED ones."""
+    return tuple(axis for axis in get_study(name).AXES if axis not in batched_axes(name))
+
+
+def jobs_per_shard(name: str, grid: Mapping[str, list]) -> int:
+    """How many simulate jobs make one shard of every grid point: the job axes' combinations."""
+    count = 1
+    for axis in job_axes(name):
+        count *= len(grid[axis])
+    return count
 
 
 # Most samples per block. On a GPU more: svperturb's spectra kernels (eigenvalue_kernel) run one

@@ -51,6 +51,10 @@ from svperturb.spectra import (
 NAME = "hard_bounds"
 AXES = ("width", "entry_bound", "weight_pattern", "depth", "activation_slope", "activity")
 INNER = ()
+# One simulate job per (width, weight_pattern, depth, shard) computes the points of every c, eta
+# and activity, a shard each: they share the draws, and a point's compute is often less than a
+# process's start (config/paper.yaml: 3,360 points, 48 jobs).
+BATCHED = ("entry_bound", "activation_slope", "activity")
 # Finite for every computable sample (largest singular values, whole spectra): a NaN or an
 # infinity here marks the sample as a numerical fault (studies.simulate_range).
 FINITE = ("s1_Mo", "s1_M", "sn_M", "s1_A", "spectra/singular_values_M", "spectra/singular_values_A")
