@@ -110,11 +110,11 @@ def test_one_job_simulates_several_points_as_separate_jobs_would(tmp_path, caplo
         with h5py.File(batched[i], "r") as got, h5py.File(alone, "r") as want:
             assert got.attrs["point"] == point
             assert got.attrs["data_hash"] == want.attrs["data_hash"]
-            keys = []
-            want.visititems(lambda key, obj: keys.append(key) if isinstance(obj, h5py.Dataset)
-                            else None)
-            assert "s1_Mo" in keys
-            for key in keys:
+            datasets = set()
+            want.visititems(lambda key, obj, found=datasets: found.add(key)
+                            if isinstance(obj, h5py.Dataset) else None)
+            assert "s1_Mo" in datasets
+            for key in sorted(datasets):
                 np.testing.assert_array_equal(got[key][()], want[key][()], err_msg=key)
 
 
