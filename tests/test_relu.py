@@ -236,6 +236,16 @@ def _qr_chain_smallest_singular_value(factors, column_scale):
     return 1 / scipy.linalg.svd(inverse, compute_uv=False, lapack_driver="gesvd")[0]
 
 
+def test_depth_draws_its_layers_once_per_block(monkeypatch):
+    """The ConvNet's s_* at rho = 0 (the inverse product) reuses the block's draws: one _draws
+    call per simulate, the same values as drawing them again (test above)."""
+    calls = []
+    draws = depth._draws
+    monkeypatch.setattr(depth, "_draws", lambda *args: calls.append(args) or draws(*args))
+    depth.simulate(DEPTH_POINT, 0, 12, np)
+    assert len(calls) == 1
+
+
 def test_depth_convnet_kappa_beyond_the_direct_svd():
     # n = 16, p = 8, eta = 0.1: kappa ~ 5e12, the direct SVD loses s_* in a large share of samples
     point = {**DEPTH_POINT, "width": 16, "activity": 0.5, "depth": 8}

@@ -71,11 +71,11 @@ def _draws(point, start: int, stop: int):
     return weights, ranks, pattern_ranks(seed, NAME, n, "right", start, stop)
 
 
-def layer_matrices(point, start: int, stop: int, xp=np):
+def layer_matrices(point, start: int, stop: int, xp=np, draws=None):
     """(hidden, right): hidden[k-1] = D_k W_k, shape (samples, n, n), for k = 1..p, and the
-    diagonal of the trained layer's D, shape (samples, n)."""
+    diagonal of the trained layer's D, shape (samples, n); from `draws` (_draws) where given."""
     m, eta = active_count(point["width"], point["activity"]), point["activation_slope"]
-    weights, ranks, right = _draws(point, start, stop)
+    weights, ranks, right = draws or _draws(point, start, stop)
     hidden = [xp.asarray(activation_pattern(rk, m, eta)[:, :, None] * w) for w, rk in zip(weights, ranks)]
     return hidden, xp.asarray(activation_pattern(right, m, eta))
 
@@ -93,12 +93,13 @@ def bytes_per_sample(point) -> int:
     return (3 * point["depth"] + 6 + 6 * len(point["skip"])) * n * n * 8
 
 
-def convnet_smallest_singular_value(point, start: int, stop: int, xp=np):
+def convnet_smallest_singular_value(point, start: int, stop: int, xp=np, draws=None):
     """s_*(Mo D) = 1 / s_1((Mo D)^+) from the product of the inverses of the square factors of the
-    non-zero block of Mo D (see the module docstring); NaN where m = n at eta = 0 (Mo D = 0)."""
+    non-zero block of Mo D (see the module docstring); NaN where m = n at eta = 0 (Mo D = 0).
+    From `draws` (_draws) where given."""
     n, eta = point["width"], point["activation_slope"]
     m = active_count(n, point["activity"])
-    weights, ranks, right = _draws(point, start, stop)
+    weights, ranks, right = draws or _draws(point, start, stop)
     if eta == 0:
         if m == n:
             return xp.full(stop - start, xp.nan)
@@ -130,7 +131,8 @@ def _statistics(a, xp):
 def simulate(point, start, stop, xp):
     n = point["width"]
     rhos = sorted(point["skip"])
-    hidden, right = layer_matrices(point, start, stop, xp)
+    draws = _draws(point, start, stop)  # once: the ConvNet's s_* (rho = 0) needs them again
+    hidden, right = layer_matrices(point, start, stop, xp, draws)
     mo = hidden[0]
     for layer in hidden[1:]:
         mo = layer @ mo  # D_p W_p ... D_1 W_1
@@ -156,7 +158,7 @@ def simulate(point, start, stop, xp):
                 continue
             s, s1, s_star, rank = _statistics(matrix * right[:, None, :], xp)
             if rho == 0:
-                s_star = convnet_smallest_singular_value(point, start, stop, xp)
+                s_star = convnet_smallest_singular_value(point, start, stop, xp, draws)
             spectra[arch][:, j] = s
             out[f"s1_{arch}"][:, j], out[f"s_star_{arch}"][:, j] = s1, s_star
             out[f"kappa_{arch}"][:, j], out[f"rank_{arch}"][:, j] = s1 / s_star, rank
