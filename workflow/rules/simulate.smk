@@ -4,6 +4,22 @@
 # axes (hard_bounds) has instead one job per shard and combination of its other axes, which
 # writes the shards of every batched combination (rule simulate_<study>, below).
 
+# What every simulate rule shares: its resources, its settings and its command.
+SIMULATE_RESOURCES = dict(
+    mem_mb=CONFIG["job_memory_mb"] * RESOURCES["ranks"],
+    runtime=RESOURCES["runtime_minutes"],
+    tasks=RESOURCES["ranks"],
+    cpus_per_task=RESOURCES["threads_per_rank"],
+    mpi=RESOURCES["mpi_launcher"],
+    gpu=RESOURCES["gpus"],
+)
+SIMULATE_SETTINGS = dict(memory_mb=CONFIG["job_memory_mb"], blas=RESOURCES["threads_per_rank"])
+SIMULATE_SHELL = (
+    "OMP_NUM_THREADS={params.blas} OPENBLAS_NUM_THREADS={params.blas} MKL_NUM_THREADS={params.blas} "
+    f"SVPERTURB_BLAS_THREADS={{params.blas}} {LAUNCH}svperturb simulate {{params.args}} "
+    "--memory-mb {params.memory_mb} --draw-threads {params.blas} --output {output} > {log} 2>&1"
+)
+
 
 rule simulate:
     wildcard_constraints:
@@ -16,22 +32,14 @@ rule simulate:
         f"{RESULTS}/benchmarks/simulate/{{study}}/{{point}}/shard-{{shard}}.tsv"
     params:
         args=simulate_arguments,
-        memory_mb=CONFIG["job_memory_mb"],
-        blas=RESOURCES["threads_per_rank"],
+        **SIMULATE_SETTINGS,
     threads: RESOURCES["ranks"] * RESOURCES["threads_per_rank"]
     resources:
-        mem_mb=CONFIG["job_memory_mb"] * RESOURCES["ranks"],
-        runtime=RESOURCES["runtime_minutes"],
-        tasks=RESOURCES["ranks"],
-        cpus_per_task=RESOURCES["threads_per_rank"],
-        mpi=RESOURCES["mpi_launcher"],
-        gpu=RESOURCES["gpus"],
+        **SIMULATE_RESOURCES,
     group:
         "simulate"
     shell:
-        "OMP_NUM_THREADS={params.blas} OPENBLAS_NUM_THREADS={params.blas} MKL_NUM_THREADS={params.blas} "
-        f"SVPERTURB_BLAS_THREADS={{params.blas}} {LAUNCH}svperturb simulate {{params.args}} "
-        "--memory-mb {params.memory_mb} --draw-threads {params.blas} --output {output} > {log} 2>&1"
+        SIMULATE_SHELL
 
 
 for _study in BATCHED_STUDIES:
@@ -49,19 +57,11 @@ for _study in BATCHED_STUDIES:
             f"{RESULTS}/benchmarks/simulate/{_study}/{batched_job_path(_study)}.tsv"
         params:
             args=batched_simulate_arguments(_study),
-            memory_mb=CONFIG["job_memory_mb"],
-            blas=RESOURCES["threads_per_rank"],
+            **SIMULATE_SETTINGS,
         threads: RESOURCES["ranks"] * RESOURCES["threads_per_rank"]
         resources:
-            mem_mb=CONFIG["job_memory_mb"] * RESOURCES["ranks"],
-            runtime=RESOURCES["runtime_minutes"],
-            tasks=RESOURCES["ranks"],
-            cpus_per_task=RESOURCES["threads_per_rank"],
-            mpi=RESOURCES["mpi_launcher"],
-            gpu=RESOURCES["gpus"],
+            **SIMULATE_RESOURCES,
         group:
             "simulate"
         shell:
-            "OMP_NUM_THREADS={params.blas} OPENBLAS_NUM_THREADS={params.blas} MKL_NUM_THREADS={params.blas} "
-            f"SVPERTURB_BLAS_THREADS={{params.blas}} {LAUNCH}svperturb simulate {{params.args}} "
-            "--memory-mb {params.memory_mb} --draw-threads {params.blas} --output {output} > {log} 2>&1"
+            SIMULATE_SHELL
