@@ -202,6 +202,7 @@ def test_a_kernel_that_is_not_numpys_is_not_used(stand_in, monkeypatch, caplog):
         got = unit_variance_matrices(5, "resnet_layer", 6, "uniform", 0, 65, xp=stand_in)
         unit_variance_matrices(5, "resnet_layer", 6, "uniform", 0, 65, xp=stand_in)
     assert caplog.text.count("device draws are not used") == 1
+    assert device_draws.describe(stand_in).startswith("on the host (the GPU's draw kernel")
     np.testing.assert_array_equal(got.get(),
                                   unit_variance_matrices(5, "resnet_layer", 6, "uniform", 0, 65))
 

@@ -59,6 +59,8 @@ def test_the_backend_is_cupy_and_says_which_kernels_run(stand_in):
     assert engine.describe_eigensolver(stand_in).endswith(
         "the tile kernels up to n = 168 (once they agree with the streaming ones here), the "
         "streaming ones above")
+    assert device_draws.describe(stand_in) == (
+        "on the GPU up to n = 256 (NumPy's PCG64 and ziggurat, bit for bit), on the host above")
 
 
 def test_the_engine_compiles_checks_and_launches_the_tile_kernels(stand_in):
@@ -111,6 +113,8 @@ def test_a_simulate_job_on_the_gpu_makes_its_draws_there_and_records_its_solver(
     assert main([*base, "--backend", "numpy", "--output", str(tmp_path / "cpu.h5")]) == 0
     with h5py.File(tmp_path / "gpu.h5") as gpu, h5py.File(tmp_path / "cpu.h5") as cpu:
         assert gpu.attrs["backend"] == "cupy" and "tile kernels" in gpu.attrs["eigensolver"]
+        assert gpu.attrs["draws"].startswith("on the GPU") and cpu.attrs["draws"] == \
+            "on the host (NumPy)"
         for name, rtol in (("s1", 2e-12), ("s_min", 2e-10), ("tau_bar", 2e-12)):
             np.testing.assert_allclose(gpu[name][()], cpu[name][()], rtol=rtol, err_msg=name)
     assert "tile_tridiagonalize" in fake_cupy.LAUNCHES and device_draws.KERNEL in fake_cupy.LAUNCHES

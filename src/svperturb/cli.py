@@ -103,7 +103,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def _simulate_point(args: argparse.Namespace, point: dict, output: str, backend, free, here):
     """One shard of one grid point (cmd_simulate), written to `output` by rank 0."""
-    from svperturb import engine, io, parallel
+    from svperturb import device_draws, engine, io, parallel
     from svperturb.studies import block_size_for, get_study, spectra_rows
 
     study = get_study(args.study)
@@ -124,6 +124,7 @@ def _simulate_point(args: argparse.Namespace, point: dict, output: str, backend,
         "backend": backend.name,
         "device": backend.device,
         "eigensolver": engine.describe_eigensolver(backend.xp),
+        "draws": device_draws.describe(backend.xp),
         "hostname": socket.gethostname(),
         "ranks": here.size,
         # under SLURM: the job and the step (a number when srun started the ranks, else absent)
@@ -337,6 +338,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"spectra engine on {backend.name} (route auto):")
     for line in engine.describe_routes(backend.xp):
         print(f"  {line}")
+    from svperturb import device_draws
+
+    print(f"random weights: drawn {device_draws.describe(backend.xp)}")
     if args.config:
         from svperturb.config import load_config, study_configs
         from svperturb.studies import batched_axes, get_study, grid_points, jobs_per_shard

@@ -198,6 +198,17 @@ def chunk_draws(sequences, first_chunk: int, start: int, stop: int, entries: int
     return out
 
 
+def describe(xp: ModuleType) -> str:
+    """Where the studies' weights are drawn for array module `xp` (svperturb info, and each
+    shard's provenance)."""
+    if not xp.__name__.startswith("cupy"):
+        return "on the host (NumPy)"
+    if checked_once(xp):
+        return (f"on the GPU up to n = {DEVICE_DRAWS_WIDEST} (NumPy's PCG64 and ziggurat, bit for "
+                "bit), on the host above")
+    return "on the host (the GPU's draw kernel is not used here: see its warning)"
+
+
 def used_for(n: int, xp: ModuleType) -> bool:
     """Whether n x n draws for array module `xp` are made on its device: CuPy, n up to
     DEVICE_DRAWS_WIDEST, and the kernel compiled and found to agree with NumPy (checked_once)."""
