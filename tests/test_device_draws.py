@@ -48,8 +48,10 @@ def numpys(seqs, entries: int, uniform, scale: float) -> np.ndarray:
 
 
 def device(seqs, first_chunk, start, stop, entries, uniform=None, scale=1.0):
-    return device_draws.chunk_draws(seqs, first_chunk, start, stop, entries, uniform=uniform,
-                                    scale=scale, xp=np)
+    """chunk_draws on the kernel, the chunks it cannot certify drawn by NumPy (numpys)."""
+    return device_draws.chunk_draws(
+        seqs, first_chunk, start, stop, entries, uniform=uniform, scale=scale, xp=np,
+        host_chunk=lambda sequence: numpys([sequence], entries, uniform, scale))
 
 
 def test_pcg64_streams_are_the_states_numpy_seeds():
@@ -141,6 +143,23 @@ def test_a_gpu_whose_exp_and_log1p_round_otherwise_still_gives_numpys_draws(monk
     np.testing.assert_array_equal(device(seqs, 0, 0, 6 * SEED_CHUNK, n * n), made)
     monkeypatch.setattr(device_draws, "TOLERANCE", 0.0)
     assert not np.array_equal(device(seqs, 0, 0, 6 * SEED_CHUNK, n * n), made)
+
+
+@needs_compilers
+@pytest.mark.parametrize("distribution", ["gaussian", "uniform"])
+def test_chunks_the_studies_cannot_certify_are_drawn_again_by_their_own_numpy_draws(
+        monkeypatch, distribution):
+    """ensembles.unit_variance_on_device hands chunk_draws its own draw of a chunk: with exp and
+    log1p off (the test above) and TOLERANCE at 1e-3, whatever chunks are redrawn, the weights
+    are unit_variance_matrices' on the host, scaled, bit for bit."""
+    from svperturb.ensembles import unit_variance_on_device
+
+    monkeypatch.setattr(device_draws, "_compiled",
+                        lambda: kernel_on_cpu.draws_on_cpu_with_exp_and_log_off(5e-4))
+    monkeypatch.setattr(device_draws, "TOLERANCE", 1e-3)
+    made = (3, "resnet_layer", 30, distribution, 40, 300)
+    np.testing.assert_array_equal(unit_variance_on_device(*made, "weights", np, scale=0.2),
+                                  unit_variance_matrices(*made, scale=0.2))
 
 
 def test_chunks_with_more_tail_values_than_room_are_drawn_on_the_host(kernel, monkeypatch,

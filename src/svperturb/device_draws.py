@@ -160,22 +160,14 @@ def tail_values(places: np.ndarray, u1: np.ndarray, scale: float) -> np.ndarray:
     return values * scale
 
 
-def _host_chunk(sequence, entries: int, uniform, scale: float) -> np.ndarray:
-    """One seed chunk drawn by NumPy on the host, as svperturb.ensembles draws it."""
-    generator = np.random.Generator(np.random.PCG64(sequence))
-    size = SEED_CHUNK * entries
-    values = (generator.standard_normal(size) if uniform is None
-              else generator.uniform(*uniform, size))
-    return values * scale if scale != 1.0 else values
-
-
 def chunk_draws(sequences, first_chunk: int, start: int, stop: int, entries: int, *,
-                uniform: tuple[float, float] | None, scale: float, xp: ModuleType):
+                uniform: tuple[float, float] | None, scale: float, xp: ModuleType, host_chunk):
     """Samples [start, stop) of `entries` values each, made on the device of `xp` as NumPy
     makes them chunk by chunk (svperturb.ensembles): chunk first_chunk + i from
     Generator(PCG64(sequences[i])), SEED_CHUNK samples; standard_normal, or uniform(low, high)
     where `uniform` = (low, high); times `scale`. A flat array of (stop - start) entries values;
-    the chunks the kernel could not certify are drawn on the host."""
+    the chunks the kernel could not certify are drawn on the host by `host_chunk(sequence)`
+    (the chunk's values, scaled, flat)."""
     plan = np.empty((len(sequences), 3), dtype=np.int64)
     for row, chunk in zip(plan, range(first_chunk, first_chunk + len(sequences))):
         first = max(start, chunk * SEED_CHUNK)
@@ -190,7 +182,7 @@ def chunk_draws(sequences, first_chunk: int, start: int, stop: int, entries: int
         out[xp.asarray(places >> 1)] = xp.asarray(tail_values(places, u1, scale))
     for index in np.flatnonzero(uncertain):
         dropped, kept, first = plan[index]
-        values = _host_chunk(sequences[index], entries, uniform, scale)
+        values = host_chunk(sequences[index])
         out[first:first + kept] = xp.asarray(values[dropped:dropped + kept])
     if uncertain.any():
         log.info("device draws: %d of %d seed chunks drawn again on the host (a comparison too "
@@ -217,16 +209,16 @@ def used_for(n: int, xp: ModuleType) -> bool:
 
 @cache
 def checked_once(xp: ModuleType) -> bool:
-    """Compiles the kernel and draws three chunks of 40 values (Gaussian, and uniform) on the
-    device, which must equal NumPy's bit for bit; otherwise one warning, and draws stay on the
-    host."""
-    sequences = [np.random.SeedSequence(20260530, spawn_key=(chunk,)) for chunk in range(3)]
+    """Compiles the kernel and makes K_6 of samples [5, 185) on the device (three seed chunks,
+    the first and last in part; Gaussian, and uniform), which must equal NumPy's bit for bit;
+    otherwise one warning, and draws stay on the host."""
+    from svperturb.ensembles import DISTRIBUTIONS, unit_variance_matrices, unit_variance_on_device
+
     try:
-        for uniform in (None, (-1.5, 2.5)):
-            got = _host(chunk_draws(sequences, 0, 5, 3 * SEED_CHUNK - 7, 40, uniform=uniform,
-                                    scale=0.75, xp=xp))
-            made = np.concatenate([_host_chunk(s, 40, uniform, 0.75) for s in sequences])
-            if not np.array_equal(got, made[5 * 40:(3 * SEED_CHUNK - 7) * 40]):
+        for distribution in DISTRIBUTIONS:
+            made = (20260530, "device draws check", 6, distribution, 5, 3 * SEED_CHUNK - 7)
+            got = _host(unit_variance_on_device(*made, "weights", xp, scale=0.75))
+            if not np.array_equal(got, unit_variance_matrices(*made, scale=0.75)):
                 raise ValueError("its values differ from NumPy's")
     except Exception as error:  # noqa: BLE001 - NVRTC absent, or a kernel not NumPy's
         log.warning("svperturb's device draws are not used (%s: %s); the weights are drawn on "

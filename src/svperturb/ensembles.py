@@ -57,6 +57,17 @@ def _check_range(start: int, stop: int) -> None:
         raise ValueError(f"sample range: got [{start}, {stop}); need 0 <= start < stop")
 
 
+def _chunk_sequence(seed: int, keys: tuple[int, ...], chunk: int) -> np.random.SeedSequence:
+    """The SeedSequence of seed chunk `chunk` of the stream `keys`."""
+    return np.random.SeedSequence(seed, spawn_key=(*keys, chunk))
+
+
+def _chunk_values(sequence: np.random.SeedSequence,
+                  draw_chunk: Callable[[np.random.Generator, int], np.ndarray]) -> np.ndarray:
+    """The SEED_CHUNK samples of one seed chunk, from Generator(PCG64(sequence))."""
+    return draw_chunk(np.random.Generator(np.random.PCG64(sequence)), SEED_CHUNK)
+
+
 def _draw_range(
     seed: int,
     keys: tuple[int, ...],
@@ -67,8 +78,7 @@ def _draw_range(
     """Samples [start, stop) of the stream `keys`, drawn chunk by chunk."""
     _check_range(start, stop)
     def draw(chunk: int) -> np.ndarray:
-        sequence = np.random.SeedSequence(seed, spawn_key=(*keys, chunk))
-        values = draw_chunk(np.random.Generator(np.random.PCG64(sequence)), SEED_CHUNK)
+        values = _chunk_values(_chunk_sequence(seed, keys, chunk), draw_chunk)
         first = chunk * SEED_CHUNK
         return values[max(start, first) - first : min(stop, first + SEED_CHUNK) - first]
 
@@ -106,28 +116,15 @@ def unit_variance_matrices(
     for bit: on a device made there (device_draws, n <= DEVICE_DRAWS_WIDEST), or drawn on the
     host DEVICE_TRANSFER_BYTES at a time.
     """
-    if distribution == "gaussian":
-        def draw(g: np.random.Generator, size: int) -> np.ndarray:
-            return g.standard_normal((size, n, n))
-    elif distribution == "uniform":
-        half_width = np.sqrt(3.0)
-
-        def draw(g: np.random.Generator, size: int) -> np.ndarray:
-            return g.uniform(-half_width, half_width, (size, n, n))
-    else:
-        raise ValueError(f"distribution: got {distribution!r}; allowed: {', '.join(DISTRIBUTIONS)}")
-    keys = (_code(study), n, _code(distribution), _code(stream))
+    keys, draw, _ = _unit_variance_stream(study, n, distribution, stream)
     if xp is np:
         return _scaled(_draw_range(seed, keys, start, stop, draw), scale)
     _check_range(start, stop)
     from svperturb import device_draws  # it builds on this module
 
     if device_draws.used_for(n, xp):
-        chunks = range(start // SEED_CHUNK, (stop - 1) // SEED_CHUNK + 1)
-        sequences = [np.random.SeedSequence(seed, spawn_key=(*keys, c)) for c in chunks]
-        uniform = None if distribution == "gaussian" else (-half_width, half_width)
-        return device_draws.chunk_draws(sequences, chunks[0], start, stop, n * n,
-                                        uniform=uniform, scale=scale, xp=xp).reshape(-1, n, n)
+        return unit_variance_on_device(seed, study, n, distribution, start, stop, stream, xp,
+                                       scale)
     out = xp.empty((stop - start, n, n))
     step = max(1, DEVICE_TRANSFER_BYTES // (SEED_CHUNK * n * n * 8)) * SEED_CHUNK
     edges = [start, *range((start // step + 1) * step, stop, step), stop]  # within seed chunks
@@ -135,6 +132,40 @@ def unit_variance_matrices(
         out[first - start:last - start] = xp.asarray(
             _scaled(_draw_range(seed, keys, first, last, draw), scale))
     return out
+
+
+def _unit_variance_stream(study: str, n: int, distribution: str, stream: str):
+    """(keys, draw, uniform) of unit_variance_matrices' stream: its seed keys, NumPy's draw of
+    `size` samples, and the uniform's (low, high) (None: Gaussian)."""
+    if distribution == "gaussian":
+        def draw(g: np.random.Generator, size: int) -> np.ndarray:
+            return g.standard_normal((size, n, n))
+        uniform = None
+    elif distribution == "uniform":
+        half_width = np.sqrt(3.0)
+        uniform = (-half_width, half_width)
+
+        def draw(g: np.random.Generator, size: int) -> np.ndarray:
+            return g.uniform(-half_width, half_width, (size, n, n))
+    else:
+        raise ValueError(f"distribution: got {distribution!r}; allowed: {', '.join(DISTRIBUTIONS)}")
+    return (_code(study), n, _code(distribution), _code(stream)), draw, uniform
+
+
+def unit_variance_on_device(seed: int, study: str, n: int, distribution: str, start: int,
+                            stop: int, stream: str, xp: ModuleType, scale: float = 1.0):
+    """unit_variance_matrices made on the device of `xp` by device_draws' kernel (without its
+    first-call check, which uses this), chunks it cannot certify drawn here by NumPy."""
+    _check_range(start, stop)
+    from svperturb import device_draws
+
+    keys, draw, uniform = _unit_variance_stream(study, n, distribution, stream)
+    chunks = range(start // SEED_CHUNK, (stop - 1) // SEED_CHUNK + 1)
+    return device_draws.chunk_draws(
+        [_chunk_sequence(seed, keys, c) for c in chunks], chunks[0], start, stop, n * n,
+        uniform=uniform, scale=scale, xp=xp,
+        host_chunk=lambda sequence: _scaled(_chunk_values(sequence, draw), scale).reshape(-1),
+    ).reshape(-1, n, n)
 
 
 def _scaled(values: np.ndarray, scale: float) -> np.ndarray:
