@@ -109,10 +109,12 @@ def batched_job_path(study_name):
 
 
 def batched_simulate_arguments(study_name):
+    templates, axes = batched_points(study_name), job_axes(study_name)  # once, not per job
+
     def arguments(wildcards):
-        values = {axis: getattr(wildcards, axis) for axis in job_axes(study_name)}
-        points = [point.format(**values) for point in batched_points(study_name)]
-        return _simulate_arguments(study_name, points, wildcards.shard)
+        values = {axis: getattr(wildcards, axis) for axis in axes}
+        return _simulate_arguments(study_name, [p.format(**values) for p in templates],
+                                   wildcards.shard)
 
     return arguments
 

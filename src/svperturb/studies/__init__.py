@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import itertools
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
@@ -84,10 +85,7 @@ def job_axes(name: str) -> tuple[str, ...]:
 
 def jobs_per_shard(name: str, grid: Mapping[str, list]) -> int:
     """How many simulate jobs make one shard of every grid point: the job axes' combinations."""
-    count = 1
-    for axis in job_axes(name):
-        count *= len(grid[axis])
-    return count
+    return math.prod(len(grid[axis]) for axis in job_axes(name))
 
 
 # Most samples per block. On a GPU more: svperturb's spectra kernels (eigenvalue_kernel) run one
