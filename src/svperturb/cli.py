@@ -73,7 +73,7 @@ def parse_point(text: str, study: str) -> dict:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from svperturb import ensembles, parallel
+    from svperturb import device_draws, engine, ensembles, io, parallel
     from svperturb.backend import select_backend
 
     inner = inner_values(args, args.study)
@@ -94,33 +94,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             cap = args.device_memory_mb * 2**20
             backend.xp.get_default_memory_pool().set_limit(size=cap)
             free = min(free, cap)
-    for number, (point, output) in enumerate(zip(points, args.output), start=1):
-        if len(points) > 1 and here.is_root:
-            log.info("point %d of %d in this job", number, len(points))
-        _simulate_point(args, point, output, backend, free, here)
-    return 0
-
-
-def _simulate_point(args: argparse.Namespace, point: dict, output: str, backend, free, here):
-    """One shard of one grid point (cmd_simulate), written to `output` by rank 0."""
-    from svperturb import device_draws, engine, io, parallel
-    from svperturb.studies import block_size_for, get_study, spectra_rows
-
-    study = get_study(args.study)
-    start, stop = args.start, args.stop
-    block_size = args.block_size or block_size_for(args.study, point, args.memory_mb, free)
-    identity = {"study": args.study, "point": point}
-    attrs = {
-        "study": args.study,
-        "point": io.point_path(point, study.AXES),
-        "point_json": json.dumps(point, sort_keys=True),
-        "seed": args.seed,
-        "sample_start": start,
-        "sample_stop": stop,
-        "block_size": block_size,
-        "keep_spectra": args.keep_spectra,
-        "data_hash": io.data_hash(identity),
-        "format_version": io.FORMAT_VERSION,
+    provenance = {  # the job's, the same in each of its shards
         "backend": backend.name,
         "device": backend.device,
         "eigensolver": engine.describe_eigensolver(backend.xp),
@@ -133,15 +107,44 @@ def _simulate_point(args: argparse.Namespace, point: dict, output: str, backend,
         "command": " ".join(sys.argv),
         **{f"version_{k}": v for k, v in io.software_versions().items()},
     }
+    for number, (point, output) in enumerate(zip(points, args.output), start=1):
+        if len(points) > 1 and here.is_root:
+            log.info("point %d of %d in this job", number, len(points))
+        _simulate_point(args, point, output, provenance, backend.xp, free, here)
+    return 0
+
+
+def _simulate_point(args: argparse.Namespace, point: dict, output: str, provenance: dict, xp,
+                    free, here) -> None:
+    """One shard of one grid point (cmd_simulate), written to `output` by rank 0."""
+    from svperturb import io, parallel
+    from svperturb.studies import block_size_for, get_study, spectra_rows
+
+    study = get_study(args.study)
+    start, stop = args.start, args.stop
+    block_size = args.block_size or block_size_for(args.study, point, args.memory_mb, free)
+    attrs = {
+        "study": args.study,
+        "point": io.point_path(point, study.AXES),
+        "point_json": json.dumps(point, sort_keys=True),
+        "seed": args.seed,
+        "sample_start": start,
+        "sample_stop": stop,
+        "block_size": block_size,
+        "keep_spectra": args.keep_spectra,
+        "data_hash": io.data_hash({"study": args.study, "point": point}),
+        "format_version": io.FORMAT_VERSION,
+        **provenance,
+    }
     n_spectra = spectra_rows(start, stop, args.keep_spectra)
     if not here.is_root:  # rank 0 gathers and writes; the others compute their blocks
-        parallel.simulate_range_ranks(args.study, point, start, stop, block_size, backend.xp,
+        parallel.simulate_range_ranks(args.study, point, start, stop, block_size, xp,
                                       lambda *block: None, here, args.keep_spectra)
         return
     log.info("simulate %s %s samples [%d, %d) on %d rank(s) -> %s", args.study, attrs["point"],
              start, stop, here.size, output)
     with io.ShardWriter(output, attrs, stop - start, n_spectra) as writer:
-        parallel.simulate_range_ranks(args.study, point, start, stop, block_size, backend.xp,
+        parallel.simulate_range_ranks(args.study, point, start, stop, block_size, xp,
                                       writer.write, here, args.keep_spectra)
     log.info("wrote %s", output)
 
