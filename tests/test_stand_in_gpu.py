@@ -139,3 +139,17 @@ def test_the_kernel_sweep_on_the_gpu_times_the_streaming_kernels_beside_the_tile
     assert saved["suggested_widest_tile"] in (0, 33)
     assert saved["kernel_resources"] == {name: {"registers": 40, "local_bytes": 0}
                                          for name in eigenvalue_kernel.KERNELS}
+
+
+def test_the_bench_times_draws_made_on_the_gpu_at_every_width(stand_in):
+    """bench_draws on the GPU: beside the host's draws and their copy, the draws made on the
+    device, also above DEVICE_DRAWS_WIDEST (that is what the suggestion is measured for)."""
+    from svperturb import bench
+
+    rows = bench.bench_draws([8, 300], stand_in, threads=1, repeats=1, scale=1e-6)
+    made = [r for r in rows if r["step"] == bench.DEVICE_DRAWS]
+    assert [r["n"] for r in made] == [8, 300] and all(r["matrices_per_s"] > 0 for r in made)
+    assert fake_cupy.LAUNCHES.count(device_draws.KERNEL) >= 2 + 2  # the check's two, then both n
+    assert 300 > device_draws.DEVICE_DRAWS_WIDEST
+    printed = bench.format_table([], [], "stand-in", draws=rows)
+    assert "suggested device_draws.DEVICE_DRAWS_WIDEST = " in printed

@@ -457,13 +457,9 @@ def bench_draws(widths, xp: ModuleType, threads: int, repeats: int, scale: float
             seconds, _ = timed(lambda h=host: xp.asarray(h), xp, repeats)
             rows.append({"step": "copy to device", "n": n, "threads": 1,
                          "matrices_per_s": count / seconds})
-            if device_draws.checked_once(xp):
-                widest, device_draws.DEVICE_DRAWS_WIDEST = device_draws.DEVICE_DRAWS_WIDEST, n
-                try:
-                    seconds, _ = timed(lambda c=count, n=n: unit_variance_matrices(
-                        3, "bench", n, "gaussian", 0, c, xp=xp), xp, repeats)
-                finally:
-                    device_draws.DEVICE_DRAWS_WIDEST = widest
+            if device_draws.checked_once(xp):  # at every n, DEVICE_DRAWS_WIDEST or not
+                seconds, _ = timed(lambda c=count, n=n: ensembles.unit_variance_on_device(
+                    3, "bench", n, "gaussian", 0, c, "weights", xp), xp, repeats)
                 chunks = -(-count // ensembles.SEED_CHUNK)  # a thread each
                 rows.append({"step": DEVICE_DRAWS, "n": n, "threads": chunks,
                              "matrices_per_s": count / seconds})
