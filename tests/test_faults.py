@@ -20,6 +20,7 @@ from svperturb.studies import (
     FAULT_OK,
     STUDIES,
     get_study,
+    simulate_points_range,
     simulate_range,
 )
 from svperturb.studies import resnet_layer as resnet_module
@@ -134,6 +135,52 @@ def test_a_block_of_one_failing_sample_takes_its_layout_from_the_next_block(monk
     assert sorted(blocks) == [0, 1, 2]
     assert blocks[0]["fault"].tolist() == [FAULT_ERROR]
     assert np.isnan(blocks[0]["s1"]).all() and blocks[1]["fault"].tolist() == [FAULT_OK]
+
+
+def test_a_numerical_error_in_one_point_of_a_batched_job_faults_only_its_sample(monkeypatch,
+                                                                                 caplog):
+    """hard_bounds computes a job's points together (simulate_points); LAPACK failing on sample 5
+    of one point retries that point alone, then sample by sample: sample 5 of that point is
+    FAULT_ERROR, every other value of every point is what a clean run gives."""
+    module = get_study("hard_bounds")
+    base = {"width": 5, "weight_pattern": "uniform", "depth": 2, "activity": 0.2, "seed": SEED}
+    points = [{**base, "entry_bound": c, "activation_slope": eta} for c in (0.3, 0.9)
+              for eta in (0.0, 0.5)]
+    bad = points[1]
+
+    def collect(run_points):
+        blocks = [{} for _ in run_points]
+        sinks = [lambda o, per, spec, got=got: got.update({o: per}) for got in blocks]
+        simulate_points_range("hard_bounds", run_points, 0, 16, 8, np, sinks)
+        return [{key: np.concatenate([got[o][key] for o in sorted(got)]) for key in got[0]}
+                for got in blocks]
+
+    clean = collect(points)
+    real_point, real_draws, block = module._simulate_point, module._draws, {}
+
+    def draws(point, start, stop):
+        block.update(start=start, stop=stop)
+        return real_draws(point, start, stop)
+
+    def failing(point, mats, s1_of_weights, xp):
+        if point == bad and block["start"] <= 5 < block["stop"]:
+            raise np.linalg.LinAlgError("SVD did not converge")
+        return real_point(point, mats, s1_of_weights, xp)
+
+    monkeypatch.setattr(module, "_draws", draws)
+    monkeypatch.setattr(module, "_simulate_point", failing)
+    with caplog.at_level(logging.WARNING):
+        got = collect(points)
+    assert "computing them point by point" in caplog.text
+    for point, want, have in zip(points, clean, got):
+        faulty = [5] if point == bad else []
+        assert np.flatnonzero(have["fault"]).tolist() == faulty
+        keep = np.ones(16, dtype=bool)
+        keep[faulty] = False
+        for key in want:
+            if key != "fault":
+                np.testing.assert_array_equal(have[key][keep], want[key][keep], err_msg=key)
+    assert np.isnan(got[1]["s1_Mo"][5])
 
 
 def test_a_range_where_no_sample_can_be_computed_fails_the_job_and_writes_nothing(tmp_path,

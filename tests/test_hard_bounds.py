@@ -281,6 +281,33 @@ def test_simulate_does_not_depend_on_the_block_split():
         np.testing.assert_array_equal(values, np.concatenate([q[name] for q in parts]), err_msg=name)
 
 
+def test_a_jobs_points_share_their_draws_and_the_s1_of_their_weights(monkeypatch):
+    """simulate_points (a batched job: c, eta, activity) draws once per depth and computes s_1 of
+    the weights W_i = c U_i once per c, and gives each point, bit for bit, what simulate of that
+    point alone gives."""
+    points = [point(weight_pattern="uniform", depth=2, entry_bound=c, activation_slope=eta,
+                    activity=activity)
+              for c in (0.3, 0.9) for eta in (0.0, 0.5) for activity in (0.2, 0.6)]
+    points.append(point(weight_pattern="uniform", depth=3, entry_bound=0.3, activation_slope=0.5))
+    alone = [study.simulate(p, 4, 34, np) for p in points]
+    draws, sizes = [], []
+    real_draws, real_largest = study._draws, study.engine.largest_singular_values
+    monkeypatch.setattr(study, "_draws", lambda *args: draws.append(args) or real_draws(*args))
+    monkeypatch.setattr(study.engine, "largest_singular_values",
+                        lambda a, xp: sizes.append(len(a)) or real_largest(a, xp))
+    together = study.simulate_points(points, 4, 34, np)
+    assert len(draws) == 2  # depth 2 and depth 3
+    # s_1 of the W_i: 30 samples x p layers, once per (depth, c); of Mo: 30 per point
+    assert sorted(sizes) == [30] * len(points) + [60, 60, 90]
+    for p, (want_per, want_spectra), (per, spectra) in zip(points, alone, together):
+        assert per.keys() == want_per.keys() and spectra.keys() == want_spectra.keys()
+        for key in want_per:
+            np.testing.assert_array_equal(per[key], want_per[key], err_msg=f"{p}: {key}")
+        for key in want_spectra:
+            np.testing.assert_array_equal(spectra[key], want_spectra[key], err_msg=f"{p}: {key}")
+    assert len({float(per["s1_Mo"][0]) for per, _ in together}) > 4  # the points differ
+
+
 def test_bounds_apply_only_at_the_activation_slopes_the_paper_states_them_for():
     at = {eta: study.bound_values(point(activation_slope=eta, entry_bound=0.04)) for eta in (-1.0, 0.0, 0.5, 0.9)}
     applicable = {eta: {k for k, v in values.items() if np.isfinite(v)} for eta, values in at.items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import h5py
@@ -181,6 +182,18 @@ def test_shard_appears_only_when_the_writer_closes(tmp_path):
         assert fh.attrs["study"] == "x"
         assert fh.attrs["wall_seconds"] >= 0
         assert "created" in fh.attrs
+
+
+def test_a_shard_written_beside_others_records_its_share_of_the_jobs_time(tmp_path):
+    """A job of k points writes k shards together; each one's wall_seconds is 1/k of the time it
+    was open, so that the merged compute_seconds add up to the job's time, not k times it."""
+    began = time.perf_counter()
+    with io.ShardWriter(tmp_path / "s.h5", {"study": "x"}, 2, 0, time_share=0.25) as writer:
+        writer.write(0, {"s1": np.arange(2.0)}, {})
+        time.sleep(0.2)
+    span = time.perf_counter() - began
+    with h5py.File(tmp_path / "s.h5", "r") as fh:
+        assert 0.25 * 0.2 <= fh.attrs["wall_seconds"] <= 0.25 * span
 
 
 def test_a_failure_midway_leaves_neither_shard_nor_temporary_file(tmp_path):

@@ -52,6 +52,25 @@ def test_a_shard_is_bit_identical_for_1_2_and_3_ranks_and_without_mpi(tmp_path):
         "ranks-1.h5", "ranks-2.h5", "ranks-3.h5", "serial.h5"]
 
 
+def test_a_batched_jobs_shards_are_bit_identical_on_2_ranks(tmp_path):
+    """hard_bounds computes a job's points together, a block of all of them per rank: each point's
+    shard on 2 ranks is the one-process shard."""
+    hard = "width=6/entry_bound={c}/weight_pattern=uniform/depth=2/activation_slope=0.5/activity=0.5"
+    points = [hard.format(c=c) for c in (0.3, 0.9)]
+    command = [str(BIN / "svperturb"), "simulate", "--study", "hard_bounds", "--point", *points,
+               "--start", "0", "--stop", "100", "--seed", "3", "--block-size", "16",
+               "--backend", "numpy", "--output"]
+    run([*command, "serial-0.h5", "serial-1.h5"], tmp_path)
+    run([str(MPIEXEC), "-n", "2", *command, "ranks-0.h5", "ranks-1.h5"], tmp_path)
+    for k in range(len(points)):
+        reference, shard = datasets(tmp_path / f"serial-{k}.h5"), datasets(tmp_path / f"ranks-{k}.h5")
+        assert shard.keys() == reference.keys() and "s1_Mo" in shard
+        for key, values in reference.items():
+            np.testing.assert_array_equal(shard[key], values, err_msg=f"point {k}: {key}")
+    assert not np.array_equal(datasets(tmp_path / "serial-0.h5")["s1_Mo"],
+                              datasets(tmp_path / "serial-1.h5")["s1_Mo"])
+
+
 def test_outside_a_launcher_it_is_one_process(monkeypatch):
     from svperturb import parallel
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import logging
@@ -107,46 +108,59 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         "command": " ".join(sys.argv),
         **{f"version_{k}": v for k, v in io.software_versions().items()},
     }
-    for number, (point, output) in enumerate(zip(points, args.output), start=1):
-        if len(points) > 1 and here.is_root:
-            log.info("point %d of %d in this job", number, len(points))
-        _simulate_point(args, point, output, provenance, backend.xp, free, here)
+    _simulate_points(args, points, args.output, provenance, backend.xp, free, here)
     return 0
 
 
-def _simulate_point(args: argparse.Namespace, point: dict, output: str, provenance: dict, xp,
-                    free, here) -> None:
-    """One shard of one grid point (cmd_simulate), written to `output` by rank 0."""
+def _simulate_points(args: argparse.Namespace, points: list[dict], outputs: list[str],
+                     provenance: dict, xp, free, here) -> None:
+    """One shard of each grid point of the job (cmd_simulate), point k's written to outputs[k] by
+    rank 0. The points are computed block by block together (studies.simulate_points_range), so
+    that a batched study shares their draws; each shard is the one a job of its point alone
+    writes, but for its attributes block_size (the smallest of the points') and wall_seconds (its
+    share of the job's time)."""
     from svperturb import io, parallel
     from svperturb.studies import block_size_for, get_study, spectra_rows
 
     study = get_study(args.study)
     start, stop = args.start, args.stop
-    block_size = args.block_size or block_size_for(args.study, point, args.memory_mb, free)
-    attrs = {
-        "study": args.study,
-        "point": io.point_path(point, study.AXES),
-        "point_json": json.dumps(point, sort_keys=True),
-        "seed": args.seed,
-        "sample_start": start,
-        "sample_stop": stop,
-        "block_size": block_size,
-        "keep_spectra": args.keep_spectra,
-        "data_hash": io.data_hash({"study": args.study, "point": point}),
-        "format_version": io.FORMAT_VERSION,
-        **provenance,
-    }
-    n_spectra = spectra_rows(start, stop, args.keep_spectra)
+    block_size = args.block_size or min(block_size_for(args.study, point, args.memory_mb, free)
+                                        for point in points)
     if not here.is_root:  # rank 0 gathers and writes; the others compute their blocks
-        parallel.simulate_range_ranks(args.study, point, start, stop, block_size, xp,
-                                      lambda *block: None, here, args.keep_spectra)
+        parallel.simulate_range_ranks(args.study, points, start, stop, block_size, xp,
+                                      [lambda *block: None] * len(points), here,
+                                      args.keep_spectra)
         return
-    log.info("simulate %s %s samples [%d, %d) on %d rank(s) -> %s", args.study, attrs["point"],
-             start, stop, here.size, output)
-    with io.ShardWriter(output, attrs, stop - start, n_spectra) as writer:
-        parallel.simulate_range_ranks(args.study, point, start, stop, block_size, xp,
-                                      writer.write, here, args.keep_spectra)
-    log.info("wrote %s", output)
+    n_spectra = spectra_rows(start, stop, args.keep_spectra)
+    with contextlib.ExitStack() as stack:
+        writers = []
+        for point, output in zip(points, outputs):
+            attrs = {
+                "study": args.study,
+                "point": io.point_path(point, study.AXES),
+                "point_json": json.dumps(point, sort_keys=True),
+                "seed": args.seed,
+                "sample_start": start,
+                "sample_stop": stop,
+                "block_size": block_size,
+                "keep_spectra": args.keep_spectra,
+                "data_hash": io.data_hash({"study": args.study, "point": point}),
+                "format_version": io.FORMAT_VERSION,
+                **provenance,
+            }
+            log.log(logging.INFO if len(points) == 1 else logging.DEBUG,
+                    "simulate %s %s samples [%d, %d) on %d rank(s) -> %s", args.study,
+                    attrs["point"], start, stop, here.size, output)
+            writers.append(stack.enter_context(
+                io.ShardWriter(output, attrs, stop - start, n_spectra, 1 / len(points))))
+        if len(points) > 1:
+            log.info("simulate %s: %d points together, samples [%d, %d) on %d rank(s), a shard "
+                     "each (%s ... %s)", args.study, len(points), start, stop, here.size,
+                     outputs[0], outputs[-1])
+        parallel.simulate_range_ranks(args.study, points, start, stop, block_size, xp,
+                                      [writer.write for writer in writers], here,
+                                      args.keep_spectra)
+    log.info("wrote %s", outputs[0] if len(outputs) == 1 else f"{len(outputs)} shards")
 
 
 def _axis_summary(values: list) -> str:

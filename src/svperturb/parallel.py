@@ -1,16 +1,17 @@
 """MPI ranks inside one simulate job (mpi4py).
 
-The shard's sample blocks are dealt round-robin to the ranks; after each round rank 0 gathers the
-blocks in sample order and alone writes them (h5py's wheels have no parallel HDF5). Every sample's
-draws depend only on its index, so the shard is bit-identical for any number of ranks. Without
-mpi4py, or outside an MPI launcher, or with one rank, it is one process.
+The shard's sample blocks (of every point of a batched job) are dealt round-robin to the ranks;
+after each round rank 0 gathers the blocks in sample order and alone writes them (h5py's wheels
+have no parallel HDF5). Every sample's draws depend only on its index, so the shard is
+bit-identical for any number of ranks. Without mpi4py, or outside an MPI launcher, or with one
+rank, it is one process.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -59,21 +60,22 @@ def world() -> World:
 
 def simulate_range_ranks(
     name: str,
-    point: Mapping[str, Any],
+    points: Sequence[Mapping[str, Any]],
     start: int,
     stop: int,
     block_size: int,
     xp: ModuleType,
-    sink: Callable[[int, dict, dict], None],
+    sinks: Sequence[Callable[[int, dict, dict], None]],
     here: World,
     spectra_stop: int | None = None,
 ) -> None:
-    """simulate_range over `here.size` ranks: `sink` is called on rank 0 only, block by block in
-    sample order. A failure on any rank is raised on every rank (as RuntimeError naming it)."""
-    from svperturb.studies import simulate_range
+    """simulate_points_range over `here.size` ranks: a rank computes a block of every point, and
+    `sinks[k]` (point k's) is called on rank 0 only, block by block in sample order. A failure on
+    any rank is raised on every rank (as RuntimeError naming it)."""
+    from svperturb.studies import simulate_points_range
 
     if here.size == 1:
-        simulate_range(name, point, start, stop, block_size, xp, sink, spectra_stop)
+        simulate_points_range(name, points, start, stop, block_size, xp, sinks, spectra_stop)
         return
     blocks = [(b, min(b + block_size, stop)) for b in range(start, stop, block_size)]
     for first in range(0, len(blocks), here.size):
@@ -81,11 +83,12 @@ def simulate_range_ranks(
         result = None
         if mine < len(blocks):
             b0, b1 = blocks[mine]
-            parts = []
+            parts: list[list] = [[] for _ in points]
             try:
-                simulate_range(name, point, b0, b1, b1 - b0, xp,
-                               lambda offset, per, spectra, b0=b0, parts=parts:
-                               parts.append((b0 + offset, per, spectra)), spectra_stop)
+                simulate_points_range(
+                    name, points, b0, b1, b1 - b0, xp,
+                    [lambda offset, per, spectra, b0=b0, part=part:
+                     part.append((b0 + offset, per, spectra)) for part in parts], spectra_stop)
                 result = ("ok", parts)
             except Exception as error:  # reported to every rank below, never swallowed
                 result = ("error", (f"rank {here.rank}, samples [{b0}, {b1}): "
@@ -97,8 +100,9 @@ def simulate_range_ranks(
             if failure is None:
                 try:
                     for r in gathered:
-                        for offset, per, spectra in (r[1] if r is not None else []):
-                            sink(offset - start, per, spectra)
+                        for sink, part in zip(sinks, r[1] if r is not None else []):
+                            for offset, per, spectra in part:
+                                sink(offset - start, per, spectra)
                 except Exception as error:  # e.g. a full disk: the other ranks must stop too
                     failure = f"rank 0 writing: {type(error).__name__}: {error}"
                 done = min(first + here.size, len(blocks))

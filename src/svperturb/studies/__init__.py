@@ -6,6 +6,8 @@ matrices), optionally BATCHED (axes among AXES whose points one job computes in 
 each: a process per point costs more than the point, and the values do not change the draws) and
 `simulate(point, start, stop, xp) -> (per_sample, spectra)`: dicts of arrays whose first axis is
 the samples [start, stop), and FINITE: the datasets that are finite for every computable sample.
+A study may add `simulate_points(points, start, stop, xp)`, a list of what `simulate` gives for
+each point, sharing the work the points share: a job of several points calls it once per block.
 Full spectra are stored for the samples below a global index `spectra_stop` only (the config's
 keep_spectra); a study with PARTIAL_SPECTRA = True takes it, `simulate(..., spectra_stop=...)`,
 and returns spectra rows for [start, min(stop, spectra_stop)) alone, so that it need not compute
@@ -25,7 +27,7 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -147,20 +149,36 @@ def simulate_range(
     spectra hold the block's samples below `spectra_stop` (None: all). Logs progress with an
     estimate of the time left.
     """
+    simulate_points_range(name, [point], start, stop, block_size, xp, [sink], spectra_stop)
+
+
+def simulate_points_range(
+    name: str,
+    points: Sequence[Mapping[str, Any]],
+    start: int,
+    stop: int,
+    block_size: int,
+    xp: ModuleType,
+    sinks: Sequence[Callable[[int, dict, dict], None]],
+    spectra_stop: int | None = None,
+) -> None:
+    """simulate_range for the points of one job (a BATCHED study's), block by block and, within a
+    block, point by point: `sinks[k]` receives point k's blocks. A study with
+    `simulate_points(points, start, stop, xp)` computes a block of all of them at once, sharing
+    what the points share (hard_bounds: the draws); the values are those of `simulate` alone.
+    """
+    if len(sinks) != len(points):
+        raise ValueError(f"{len(points)} points but {len(sinks)} sinks")
     study = get_study(name)
     began = time.perf_counter()
     total = stop - start
     block_start = start
-    failed: list[tuple[int, int]] = []  # blocks none of whose samples could be computed
+    # per point: blocks none of whose samples could be computed
+    failed: list[list[tuple[int, int]]] = [[] for _ in points]
     while block_start < stop:
         block_stop = min(block_start + block_size, stop)
         try:
-            per_sample, spectra = _simulate_block(study, point, block_start, block_stop, xp,
-                                                  spectra_stop)
-        except _EverySampleFailed:
-            failed.append((block_start, block_stop))
-            block_start = block_stop
-            continue
+            results = _simulate_block(study, points, block_start, block_stop, xp, spectra_stop)
         except Exception as error:
             if not is_out_of_memory(error) or block_size == 1:
                 raise
@@ -170,19 +188,24 @@ def simulate_range(
             log.warning("%s: out of memory on a block of %d samples (%s); retrying with blocks "
                         "of %d", name, block_stop - block_start, type(error).__name__, block_size)
             continue
-        sink(block_start - start, per_sample, spectra)
-        for a, b in failed:  # rows of NaN / zeros shaped like this block's
-            sink(a - start, *_blank_rows(per_sample, spectra, b - a,
-                                         spectra_rows(a, b, spectra_stop)))
-        failed = []
+        for result, sink, gaps in zip(results, sinks, failed):
+            if result is None:
+                gaps.append((block_start, block_stop))
+                continue
+            sink(block_start - start, *result)
+            for a, b in gaps:  # rows of NaN / zeros shaped like this block's
+                sink(a - start, *_blank_rows(*result, b - a, spectra_rows(a, b, spectra_stop)))
+            gaps.clear()
         block_start = block_stop
         done = block_stop - start
         elapsed = time.perf_counter() - began
         log.info(
-            "%s: %d/%d samples (%.0f%%), %.1f s elapsed, ~%.1f s left",
-            name, done, total, 100 * done / total, elapsed, elapsed * (total - done) / done,
+            "%s: %d/%d samples (%.0f%%)%s, %.1f s elapsed, ~%.1f s left",
+            name, done, total, 100 * done / total,
+            f" of {len(points)} points" if len(points) > 1 else "", elapsed,
+            elapsed * (total - done) / done,
         )
-    if failed:
+    if any(failed):
         raise RuntimeError(f"{name}: no sample of [{start}, {stop}) could be computed (numerical "
                            "errors for every sample; see the warnings above)")
 
@@ -204,39 +227,74 @@ def spectra_rows(start: int, stop: int, spectra_stop: int | None) -> int:
     return min(max(spectra_stop - start, 0), stop - start)
 
 
-def _call_study(study: ModuleType, point, start: int, stop: int, xp, spectra_stop: int | None):
-    """study.simulate on host arrays, spectra cut to the samples below `spectra_stop`."""
-    if getattr(study, "PARTIAL_SPECTRA", False):
-        per_sample, spectra = study.simulate(point, start, stop, xp, spectra_stop=spectra_stop)
+def _call_study(study: ModuleType, points, start: int, stop: int, xp,
+                spectra_stop: int | None) -> list[tuple[dict, dict]]:
+    """Each point's (per_sample, spectra) as host arrays, spectra cut to the samples below
+    `spectra_stop`: study.simulate_points for several points where the study has it, else
+    study.simulate for each."""
+    partial = {"spectra_stop": spectra_stop} if getattr(study, "PARTIAL_SPECTRA", False) else {}
+    if len(points) > 1 and hasattr(study, "simulate_points"):
+        results = study.simulate_points(points, start, stop, xp, **partial)
     else:
-        per_sample, spectra = study.simulate(point, start, stop, xp)
+        results = [study.simulate(point, start, stop, xp, **partial) for point in points]
     rows = spectra_rows(start, stop, spectra_stop)
-    spectra = {key: values[:rows] for key, values in spectra.items()}  # before leaving the device
-    for key, values in spectra.items():
-        if len(values) != rows:
-            raise RuntimeError(f"{study.NAME}: spectra/{key} has {len(values)} rows for samples "
-                               f"[{start}, {stop}) with spectra_stop {spectra_stop}; expected {rows}")
-    return _to_host(per_sample), _to_host(spectra)
+    out = []
+    for per_sample, spectra in results:
+        spectra = {key: values[:rows] for key, values in spectra.items()}  # before leaving the device
+        for key, values in spectra.items():
+            if len(values) != rows:
+                raise RuntimeError(f"{study.NAME}: spectra/{key} has {len(values)} rows for "
+                                   f"samples [{start}, {stop}) with spectra_stop {spectra_stop}; "
+                                   f"expected {rows}")
+        out.append((_to_host(per_sample), _to_host(spectra)))
+    return out
 
 
-def _simulate_block(study: ModuleType, point, start: int, stop: int, xp,
-                    spectra_stop: int | None = None):
-    """Host arrays of samples [start, stop) with the per-sample `fault` dataset (spectra for the
-    samples below `spectra_stop`).
+def _simulate_block(study: ModuleType, points, start: int, stop: int, xp,
+                    spectra_stop: int | None = None) -> list[tuple[dict, dict] | None]:
+    """Per point, host arrays of samples [start, stop) with the per-sample `fault` dataset
+    (spectra for the samples below `spectra_stop`), or None where no sample could be computed.
 
-    A numerical error for the block is retried sample by sample: the samples that fail again get
-    FAULT_ERROR and rows of NaN (floats) or zeros (integers); the others are computed as usual.
+    A numerical error for the block is retried point by point (where there are several), then
+    sample by sample: the samples that fail again get FAULT_ERROR and rows of NaN (floats) or
+    zeros (integers); the others are computed as usual.
     """
     try:
-        per_sample, spectra = _call_study(study, point, start, stop, xp, spectra_stop)
-        fault, errors = np.zeros(stop - start, dtype=np.uint8), {}
+        outcomes = [(per_sample, spectra, np.zeros(stop - start, dtype=np.uint8), {})
+                    for per_sample, spectra in _call_study(study, points, start, stop, xp,
+                                                           spectra_stop)]
     except Exception as error:
         if not is_numerical_error(error):
             raise
-        log.warning("%s: samples [%d, %d): %s: %s; computing them one at a time", study.NAME,
-                    start, stop, type(error).__name__, error)
-        per_sample, spectra, fault, errors = _sample_by_sample(study, point, start, stop, xp,
-                                                               spectra_stop)
+        log.warning("%s: samples [%d, %d): %s: %s; computing them %s", study.NAME, start, stop,
+                    type(error).__name__, error,
+                    "point by point" if len(points) > 1 else "one at a time")
+        outcomes = [_point_alone(study, point, start, stop, xp, spectra_stop, len(points) > 1)
+                    for point in points]
+    return [None if outcome is None else _with_faults(study, point, start, stop, *outcome)
+            for point, outcome in zip(points, outcomes)]
+
+
+def _point_alone(study: ModuleType, point, start: int, stop: int, xp, spectra_stop: int | None,
+                 whole_block_first: bool):
+    """(per_sample, spectra, fault, errors) of one point after a numerical error in its block, or
+    None where no sample could be computed."""
+    if whole_block_first:
+        try:
+            [(per_sample, spectra)] = _call_study(study, [point], start, stop, xp, spectra_stop)
+            return per_sample, spectra, np.zeros(stop - start, dtype=np.uint8), {}
+        except Exception as error:
+            if not is_numerical_error(error):
+                raise
+    try:
+        return _sample_by_sample(study, point, start, stop, xp, spectra_stop)
+    except _EverySampleFailed:
+        return None
+
+
+def _with_faults(study: ModuleType, point, start: int, stop: int, per_sample, spectra, fault,
+                 errors) -> tuple[dict, dict]:
+    """Marks the samples with a non-finite FINITE value, warns of every fault, adds `fault`."""
     non_finite = _non_finite_rows(study, stop - start, {
         **per_sample, **{f"spectra/{k}": v for k, v in spectra.items()}})
     fault[(fault == FAULT_OK) & non_finite] = FAULT_NON_FINITE
@@ -254,7 +312,8 @@ def _sample_by_sample(study: ModuleType, point, start: int, stop: int, xp,
     rows, errors = [], {}
     for index in range(start, stop):
         try:
-            rows.append(_call_study(study, point, index, index + 1, xp, spectra_stop))
+            [row] = _call_study(study, [point], index, index + 1, xp, spectra_stop)
+            rows.append(row)
         except Exception as error:
             if not is_numerical_error(error):
                 raise

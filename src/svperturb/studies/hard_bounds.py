@@ -10,7 +10,9 @@ NaN where the bound's own hypothesis on (c, n, m, eta) fails, with a violation f
 rounding. Claim 10.
 
 `sample_matrices(point, start, stop)` returns the matrices of samples [start, stop) themselves:
-simulate uses it, and claim 10 uses it to store the exact matrices of a violating sample.
+claim 10 uses it to store the exact matrices of a violating sample. `simulate_points` computes the
+points of a batched job (its c, eta and activity) together: the draws once, s_1 of the W_i once
+per c, each point's values those of `simulate` alone.
 
 Spectra come from the engine: LAPACK on the CPU (the same values as before); on CuPy from n = 33
 the Gram route (s_1 of W_i and Mo with its s_1 certificate alone), the augmented route, LAPACK
@@ -52,8 +54,8 @@ NAME = "hard_bounds"
 AXES = ("width", "entry_bound", "weight_pattern", "depth", "activation_slope", "activity")
 INNER = ()
 # One simulate job per (width, weight_pattern, depth, shard) computes the points of every c, eta
-# and activity, a shard each: they share the draws, and a point's compute is often less than a
-# process's start (config/paper.yaml: 3,360 points, 48 jobs).
+# and activity, a shard each: they share the draws (simulate_points), and a point's compute is
+# often less than a process's start (config/paper.yaml: 3,360 points, 48 jobs).
 BATCHED = ("entry_bound", "activation_slope", "activity")
 # Finite for every computable sample (largest singular values, whole spectra): a NaN or an
 # infinity here marks the sample as a numerical fault (studies.simulate_range).
@@ -112,34 +114,57 @@ def bound_values(point) -> dict[str, float]:
 
 
 def bytes_per_sample(point) -> int:
-    """p weight matrices plus Mo, M(1), A and the LAPACK copies, in float64."""
+    """p unit weight matrices (shared by a job's points), p weight matrices and their copy, plus
+    Mo, M(1), A and the LAPACK copies, in float64."""
     n = point["width"]
-    return (2 * point["depth"] + 10) * n * n * 8
+    return (3 * point["depth"] + 10) * n * n * 8
+
+
+def _draw_key(point) -> tuple:
+    """What a point's draws depend on: not c, eta or activity (the BATCHED axes)."""
+    return point["seed"], point["width"], point["weight_pattern"], point["depth"]
+
+
+def _draws(point, start: int, stop: int) -> dict[str, np.ndarray]:
+    """The draws of samples [start, stop) shared by every point of the same _draw_key: unit
+    weights U (samples, p, n, n) with entries in [-1, 1] (W_i = c U[:, i-1]) and the pattern
+    ranks of the hidden layers (samples, p, n) and of the trained layer (samples, n).
+
+    Layer i's weights and hidden pattern come from their own streams, so W_1 and D_1 are the same
+    at every depth, and the draws are paired across c, eta and activity.
+    """
+    n, p = point["width"], point["depth"]
+    seed, pattern = point["seed"], point["weight_pattern"]
+    layers = range(1, p + 1)
+    return {
+        "unit": np.stack([bounded_unit_matrices(seed, NAME, n, pattern, start, stop,
+                                                stream=f"weights/layer={i}") for i in layers],
+                         axis=1),
+        "hidden_ranks": np.stack([pattern_ranks(seed, NAME, n, f"hidden/layer={i}", start, stop)
+                                  for i in layers], axis=1),
+        "trained_ranks": pattern_ranks(seed, NAME, n, "trained", start, stop),
+    }
+
+
+def _matrices(point, draws: dict[str, np.ndarray], weights: np.ndarray) -> dict[str, np.ndarray]:
+    """sample_matrices from the shared draws and the weights c U of the point's c."""
+    n, p, eta = point["width"], point["depth"], point["activation_slope"]
+    m = active_count(n, point["activity"])
+    hidden = activation_pattern(draws["hidden_ranks"], m, eta)
+    trained = activation_pattern(draws["trained_ranks"], m, eta)
+    mo = hidden[:, 0, :, None] * weights[:, 0]
+    for i in range(1, p):
+        mo = hidden[:, i, :, None] * (weights[:, i] @ mo)
+    return {"W": weights, "D_hidden": hidden, "D": trained, "Mo": mo}
 
 
 def sample_matrices(point, start: int, stop: int) -> dict[str, np.ndarray]:
     """The matrices of samples [start, stop) at a grid point (NumPy, float64):
     W (samples, p, n, n) with W[:, i-1] = W_i, D_hidden (samples, p, n) the diagonals of D_1..D_p,
     D (samples, n) the diagonal of the trained layer's pattern, Mo (samples, n, n) = D_p W_p ... D_1 W_1.
-
-    Layer i's weights and hidden pattern come from their own streams, so W_1 and D_1 are the same
-    at every depth, and the draws are paired across c, eta and activity.
     """
-    n, p, eta = point["width"], point["depth"], point["activation_slope"]
-    seed, pattern = point["seed"], point["weight_pattern"]
-    c = entry_bound(point)
-    m = active_count(n, point["activity"])
-    weights = np.stack([
-        c * bounded_unit_matrices(seed, NAME, n, pattern, start, stop, stream=f"weights/layer={i}")
-        for i in range(1, p + 1)], axis=1)
-    hidden = np.stack([
-        activation_pattern(pattern_ranks(seed, NAME, n, f"hidden/layer={i}", start, stop), m, eta)
-        for i in range(1, p + 1)], axis=1)
-    trained = activation_pattern(pattern_ranks(seed, NAME, n, "trained", start, stop), m, eta)
-    mo = hidden[:, 0, :, None] * weights[:, 0]
-    for i in range(1, p):
-        mo = hidden[:, i, :, None] * (weights[:, i] @ mo)
-    return {"W": weights, "D_hidden": hidden, "D": trained, "Mo": mo}
+    draws = _draws(point, start, stop)
+    return _matrices(point, draws, entry_bound(point) * draws["unit"])
 
 
 def _upper(value, bound, tol):
@@ -156,14 +181,39 @@ def kappa_tolerance(kappa, n: int):
 
 
 def simulate(point, start, stop, xp):
+    [result] = simulate_points([point], start, stop, xp)
+    return result
+
+
+def simulate_points(points, start, stop, xp):
+    """simulate for each point, the values unchanged: the draws once per _draw_key (a batched
+    job's points share them), the weights c U and their s_1 (85) once per c."""
+    results: list = [None] * len(points)
+    groups: dict[tuple, dict[float, list[int]]] = {}
+    for k, point in enumerate(points):
+        groups.setdefault(_draw_key(point), {}).setdefault(point["entry_bound"], []).append(k)
+    for by_c in groups.values():
+        first = points[next(iter(by_c.values()))[0]]
+        n, p = first["width"], first["depth"]
+        draws = _draws(first, start, stop)
+        for indices in by_c.values():
+            weights = entry_bound(points[indices[0]]) * draws["unit"]
+            s1_w, error_w = engine.largest_singular_values(xp.asarray(weights).reshape(-1, n, n), xp)
+            of_weights = s1_w.reshape(-1, p), error_w.reshape(-1, p)  # (samples, p)
+            for k in indices:
+                results[k] = _simulate_point(points[k], _matrices(points[k], draws, weights),
+                                             of_weights, xp)
+    return results
+
+
+def _simulate_point(point, mats, s1_of_weights, xp):
+    """One point's per-sample values and spectra from its matrices and the s_1 of its W_i."""
     n, p = point["width"], point["depth"]
     c = entry_bound(point)
     cn = c * n
     bounds = bound_values(point)
-    mats = sample_matrices(point, start, stop)
-    w, mo, d = (xp.asarray(mats[k]) for k in ("W", "Mo", "D"))
-    s1_w, error_w = engine.largest_singular_values(w.reshape(-1, n, n), xp)
-    s1_w, error_w = s1_w.reshape(-1, p), error_w.reshape(-1, p)  # (samples, p)
+    mo, d = xp.asarray(mats["Mo"]), xp.asarray(mats["D"])
+    s1_w, error_w = s1_of_weights
     s1_mo, _ = engine.largest_singular_values(mo, xp)
     m1 = add_identity(mo, 1.0, xp)
     of_m = engine.singular_values(m1, xp, well_conditioned=False)
