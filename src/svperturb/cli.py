@@ -148,15 +148,12 @@ def _simulate_points(args: argparse.Namespace, points: list[dict], outputs: list
                 "format_version": io.FORMAT_VERSION,
                 **provenance,
             }
-            log.log(logging.INFO if len(points) == 1 else logging.DEBUG,
-                    "simulate %s %s samples [%d, %d) on %d rank(s) -> %s", args.study,
-                    attrs["point"], start, stop, here.size, output)
             writers.append(stack.enter_context(
                 io.ShardWriter(output, attrs, stop - start, n_spectra, 1 / len(points))))
-        if len(points) > 1:
-            log.info("simulate %s: %d points together, samples [%d, %d) on %d rank(s), a shard "
-                     "each (%s ... %s)", args.study, len(points), start, stop, here.size,
-                     outputs[0], outputs[-1])
+        log.info("simulate %s %s samples [%d, %d) on %d rank(s) -> %s", args.study,
+                 io.point_path(points[0], study.AXES) if len(points) == 1
+                 else f"{len(points)} points together,", start, stop, here.size,
+                 outputs[0] if len(points) == 1 else f"a shard each ({outputs[0]} ... {outputs[-1]})")
         parallel.simulate_range_ranks(args.study, points, start, stop, block_size, xp,
                                       [writer.write for writer in writers], here,
                                       args.keep_spectra)
