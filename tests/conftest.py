@@ -1,4 +1,4 @@
-"""Shared test helpers: tiny grid points of each study (SPEC section 2) and a float64 reference SVD."""
+"""Shared test helpers: tiny grid points of each study (docs/studies.md, The grid and seeding) and a float64 reference SVD."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def tiny_study(request):
 
 
 def _usable_cupy():
-    from svperturb.backend import select_backend
+    from svperturb.linalg.backend import select_backend
 
     if os.environ.get("SVPERTURB_STAND_IN_GPU") == "1":
         # tests/fake_cupy in place of CuPy for this whole run: the GPU-only tests run on the CPU
@@ -71,7 +71,8 @@ def take_cupy_routes(monkeypatch) -> None:
     """From now on (in this test), NumPy takes every route that the engine's `auto` takes on CuPy
     (each table's cupy entry), so that the GPU's code paths run, and are checked, here; the GPU's
     spectra kernels run as their C build (kernel_on_cpu) where a C compiler is."""
-    from svperturb import eigenvalue_kernel, engine
+    from svperturb.linalg import engine
+    from svperturb.linalg.gpu import eigenvalue_kernel
 
     for name in ROUTE_TABLES:
         table = getattr(engine, name)
@@ -96,7 +97,7 @@ def cupy_routes(monkeypatch):
 @pytest.fixture
 def inverse_iteration_calls(monkeypatch):
     """The stack sizes engine._inverse_iteration is called with, in order."""
-    from svperturb import engine
+    from svperturb.linalg import engine
 
     calls = []
     real = engine._inverse_iteration
@@ -148,7 +149,7 @@ def tampered_copy(results_dir, tmp_path, study: str, changes: dict, where: str =
 
     import h5py
 
-    from svperturb.claims import Results
+    from svperturb.analysis.claims import Results
 
     for path in results_dir.glob("*.h5"):
         shutil.copy(path, tmp_path / path.name)

@@ -8,7 +8,7 @@ no GPU is, in two builds of the same text:
   until written; it stands in for CuPy's compiled kernels, so the wrappers' launches are tested
   too. Built with ThreadSanitizer, the same branch finds data races between a block's threads
   (tile_kernels_under_thread_sanitizer).
-The draw kernel (draw_kernel.cu, svperturb.device_draws) likewise: its plain C build
+The draw kernel (draw_kernel.cu, svperturb.sampling.device_draws) likewise: its plain C build
 (draws_on_cpu), and its CUDA branch, a launch's threads run in turn (draws_emulated, which the
 CuPy stand-in launches).
 What runs only on a GPU is compiled here as CuPy compiles it: by NVRTC (nvrtc_ptx), to the GPU's
@@ -29,9 +29,15 @@ from tempfile import mkdtemp
 
 import numpy as np
 
-from svperturb import device_draws, eigenvalue_kernel
-from svperturb.backend import to_host
-from svperturb.eigenvalue_kernel import SINGULAR, SYMMETRIC, TILE_BIDIAGONALIZE, TRIDIAGONAL
+from svperturb.linalg.backend import to_host
+from svperturb.linalg.gpu import eigenvalue_kernel
+from svperturb.linalg.gpu.eigenvalue_kernel import (
+    SINGULAR,
+    SYMMETRIC,
+    TILE_BIDIAGONALIZE,
+    TRIDIAGONAL,
+)
+from svperturb.sampling import device_draws
 
 CHUNK = 8  # matrices interleaved per call: one 64-byte cache line holds an entry of each
 POINTER = ctypes.POINTER(ctypes.c_double)

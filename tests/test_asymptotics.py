@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize, stats
 
-from svperturb.asymptotics import (
+from svperturb.linalg.spectra import singular_values, symmetric_part_extremes
+from svperturb.sampling.ensembles import weight_std
+from svperturb.theory.asymptotics import (
     condition_bound_limit_121,
     condition_bound_limit_122,
     edelman_cdf,
@@ -20,9 +22,7 @@ from svperturb.asymptotics import (
     symmetric_to_spectral_ratio,
     wishart_centering,
 )
-from svperturb.bounds import condition_bound_lemma36, condition_bound_small_norm
-from svperturb.ensembles import weight_std
-from svperturb.spectra import singular_values, symmetric_part_extremes
+from svperturb.theory.bounds import condition_bound_lemma36, condition_bound_small_norm
 
 # Tracy-Widom beta = 1 moments (Bornemann 2010, Table; also Tracy & Widom 1996): mean, variance,
 # excess kurtosis.

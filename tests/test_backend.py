@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from conftest import CUPY
-from svperturb import backend as backend_module
-from svperturb.backend import BackendError, local_rank, select_backend
 from svperturb.cli import main
+from svperturb.linalg import backend as backend_module
+from svperturb.linalg.backend import BackendError, local_rank, select_backend
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def no_cupy(monkeypatch):
 
 
 def test_auto_without_cupy_falls_back_to_numpy_with_one_log_line(no_cupy, caplog):
-    with caplog.at_level(logging.INFO, logger="svperturb.backend"):
+    with caplog.at_level(logging.INFO, logger="svperturb.linalg.backend"):
         chosen = select_backend("auto")
     assert chosen.name == "numpy" and chosen.xp is np and not chosen.is_gpu
     lines = [r.getMessage() for r in caplog.records]
@@ -125,7 +125,7 @@ def test_on_the_gpu_a_singular_matrix_raises_as_on_numpy():
 
 def test_cupy_without_a_device_falls_back(monkeypatch, fake_cupyx, caplog):
     monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(0))
-    with caplog.at_level(logging.INFO, logger="svperturb.backend"):
+    with caplog.at_level(logging.INFO, logger="svperturb.linalg.backend"):
         assert select_backend("auto").name == "numpy"
     assert "CuPy sees no CUDA device" in caplog.text
     with pytest.raises(BackendError, match="no CUDA device"):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import reference_singular_values, reference_symmetric_eigenvalues
-from svperturb.bounds import (
+from svperturb.theory.bounds import (
     bound_efficiencies,
     condition_bound_lemma36,
     condition_bound_small_norm,
@@ -365,7 +365,7 @@ def test_rounding_tolerance_scales_with_n_eps_and_the_quantity():
 
 
 def study_weights(point, stop):
-    from svperturb.ensembles import unit_variance_matrices, weight_std
+    from svperturb.sampling.ensembles import unit_variance_matrices, weight_std
 
     k = unit_variance_matrices(point["seed"], "resnet_layer", point["width"], point["distribution"],
                                0, stop)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import simulate_study, tampered_copy
-from svperturb.claims import (
+from svperturb.analysis.claims import (
     CLAIMS,
     Results,
     absolute_value_patterns,
@@ -13,7 +13,7 @@ from svperturb.claims import (
     exceptional_events,
     growth_bounds,
 )
-from svperturb.fit import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, FitSettings
+from svperturb.analysis.fit import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, FitSettings
 
 SETTINGS = FitSettings(bootstrap=50, seed=1)
 SAMPLES = 200

@@ -67,7 +67,7 @@ def test_a_shard_drawn_on_three_threads_equals_the_one_drawn_on_one(tmp_path, ca
     import h5py
     import numpy as np
 
-    from svperturb import ensembles
+    from svperturb.sampling import ensembles
 
     monkeypatch.setattr(ensembles, "THREADED_CHUNK_BYTES", 0)  # threads even for 6 x 6 matrices
 
@@ -134,37 +134,3 @@ def test_a_job_of_several_points_refuses_bad_input_before_computing_any(tmp_path
     for fragment in fragments:
         assert fragment in err
     assert not list(tmp_path.iterdir())
-
-
-def test_shards_of_one_point_jobs_say_a_batched_study_will_be_recomputed_once(tmp_path, caplog,
-                                                                              monkeypatch):
-    """A hard_bounds run started before the study was batched: its shards came from one-point
-    jobs, whose recorded parameters Snakemake finds changed; the run says so and how to keep
-    them. Shards from a batched job get no such note."""
-    import yaml
-
-    from svperturb.config import study_configs, validate_config
-    from svperturb.io import point_path
-    from svperturb.resume import compare_with_existing_shards
-    from svperturb.studies import get_study, grid_points
-
-    config = yaml.safe_load((Path(__file__).parent / "data" / "tiny.yaml").read_text())
-    config["studies"] = {"hard_bounds": config["studies"]["hard_bounds"]}
-    studies = study_configs(validate_config(config))
-    study = studies["hard_bounds"]
-    points = [point_path(p, get_study("hard_bounds").AXES)
-              for p in grid_points("hard_bounds", study.grid)]
-    start, stop = study.shard_range(0)
-    outputs = [str(tmp_path / "shards" / "hard_bounds" / p / "shard-0000.h5") for p in points[:2]]
-    common = ["simulate", "--study", "hard_bounds", "--start", str(start), "--stop", str(stop),
-              "--seed", str(config["seed"]), "--backend", "numpy"]
-    one_point = [*common, "--point", points[0], "--output", outputs[0]]
-    monkeypatch.setattr("sys.argv", ["svperturb", *one_point])  # the shard records its command
-    assert run(caplog, *one_point) == (0, "")
-    problems, notes = compare_with_existing_shards(tmp_path, studies, config["seed"])
-    assert problems == [] and len(notes) == 1
-    assert "written one point per job" in notes[0] and "--rerun-triggers mtime input" in notes[0]
-    batched = [*common, "--point", *points[:2], "--output", *outputs]
-    monkeypatch.setattr("sys.argv", ["svperturb", *batched])
-    assert run(caplog, *batched) == (0, "")
-    assert compare_with_existing_shards(tmp_path, studies, config["seed"]) == ([], [])

@@ -9,16 +9,19 @@ import pytest
 import scipy.linalg
 
 from conftest import reference_singular_values, simulate_study, tampered_copy
-from svperturb.bounds import (
+from svperturb.analysis.claims import Results
+from svperturb.analysis.claims.derivative_data import CLAIMS, data_factor, derivative
+from svperturb.analysis.figures.derivative_data import FIGURES
+from svperturb.analysis.fit import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, FitSettings
+from svperturb.linalg.spectra import condition_number
+from svperturb.studies import data_factor as data_study
+from svperturb.studies import derivative as derivative_study
+from svperturb.theory.bounds import (
     batch_condition_bound,
     batch_singular_value_lower_bound,
     batch_singular_value_upper_bound,
 )
-from svperturb.claims import Results
-from svperturb.claims.derivative_data import CLAIMS, data_factor, derivative
-from svperturb.figures.derivative_data import FIGURES
-from svperturb.fit import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, FitSettings
-from svperturb.perturbation import (
+from svperturb.theory.perturbation import (
     STEP,
     central_difference,
     central_difference_weights,
@@ -29,9 +32,6 @@ from svperturb.perturbation import (
     stencil_singular_values,
     truncation_bound,
 )
-from svperturb.spectra import condition_number
-from svperturb.studies import data_factor as data_study
-from svperturb.studies import derivative as derivative_study
 
 SEED = 20220307
 SETTINGS = FitSettings(bootstrap=20, seed=1)
@@ -214,7 +214,7 @@ def test_data_factor_study_against_an_independent_computation():
     point = _data_point(width=3, eta=0.1, batch=3)
     per_sample, spectra = data_study.simulate(point, 0, 6, np)
     z, left, right, probe = data_study._draws(point, 0, 6)
-    from svperturb.ensembles import unit_variance_matrices, weight_std
+    from svperturb.sampling.ensembles import unit_variance_matrices, weight_std
     w1 = unit_variance_matrices(SEED, "data_factor", 3, "gaussian", 0, 6) * weight_std(3, 2.0)
     for k, rho in enumerate(point["skip"]):
         for s in range(6):

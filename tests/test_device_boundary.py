@@ -1,5 +1,5 @@
 """Every study runs on a device array module: the data cross between host and device only where
-the code says so (xp.asarray up, backend.to_host down), as CuPy demands (issue 4, item 1).
+the code says so (xp.asarray up, backend.to_host down), as CuPy demands .
 
 `device_shim` refuses what CuPy refuses and computes with NumPy, so each study's results on it
 equal its NumPy results bit for bit; on a machine with a usable GPU the same studies also run on
@@ -14,8 +14,8 @@ import pytest
 from conftest import CUPY
 from device_shim import DeviceArray, HostDeviceMixing
 from device_shim import xp as shim
-from svperturb import engine
-from svperturb.backend import to_host
+from svperturb.linalg import engine
+from svperturb.linalg.backend import to_host
 from svperturb.studies import get_study
 
 # --- the shim refuses what CuPy refuses ---------------------------------------------------------
@@ -194,7 +194,7 @@ def test_the_augmented_route_with_inverse_iteration_runs_on_a_device_module(
         cupy_routes, inverse_iteration_calls):
     """W1 alone at n = 100 on the routes CuPy takes (forced): the augmented route, and inverse
     iteration for the s_n it cannot prove, bit-identical to NumPy on the same routes."""
-    from svperturb.ensembles import unit_variance_matrices, weight_std
+    from svperturb.sampling.ensembles import unit_variance_matrices, weight_std
 
     a = unit_variance_matrices(4, "engine-test", 100, "gaussian", 0, 24) * weight_std(100, 2.0)
     host = engine.singular_values(a, np, well_conditioned=False)

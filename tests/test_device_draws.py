@@ -1,4 +1,4 @@
-"""svperturb.device_draws: a GPU makes NumPy's own draws, bit for bit (draw_kernel.cu), run here in
+"""svperturb.sampling.device_draws: a GPU makes NumPy's own draws, bit for bit (draw_kernel.cu), run here in
 its plain C build and in its CUDA branch (kernel_on_cpu), and compiled by NVRTC and ptxas."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from scipy.special import erfc
 import fake_cupy
 import kernel_on_cpu
 from conftest import CUPY
-from svperturb import device_draws
-from svperturb.ensembles import SEED_CHUNK, unit_variance_matrices
+from svperturb.sampling import device_draws, ensembles
+from svperturb.sampling.ensembles import SEED_CHUNK, unit_variance_matrices
 
 needs_compilers = pytest.mark.skipif(
     kernel_on_cpu.compiler() is None or kernel_on_cpu.cxx_compiler() is None,
@@ -50,7 +50,7 @@ def numpys(seqs, entries: int, uniform, scale: float) -> np.ndarray:
 def device(seqs, first_chunk, start, stop, entries, uniform=None, scale=1.0):
     """chunk_draws on the kernel, the chunks it cannot certify drawn by NumPy (numpys)."""
     return device_draws.chunk_draws(
-        seqs, first_chunk, start, stop, entries, uniform=uniform, scale=scale, xp=np,
+        seqs, first_chunk, SEED_CHUNK, start, stop, entries, uniform=uniform, scale=scale, xp=np,
         host_chunk=lambda sequence: numpys([sequence], entries, uniform, scale))
 
 
@@ -152,7 +152,7 @@ def test_chunks_the_studies_cannot_certify_are_drawn_again_by_their_own_numpy_dr
     """ensembles.unit_variance_on_device hands chunk_draws its own draw of a chunk: with exp and
     log1p off (the test above) and TOLERANCE at 1e-3, whatever chunks are redrawn, the weights
     are unit_variance_matrices' on the host, scaled, bit for bit."""
-    from svperturb.ensembles import unit_variance_on_device
+    from svperturb.sampling.ensembles import unit_variance_on_device
 
     monkeypatch.setattr(device_draws, "_compiled",
                         lambda: kernel_on_cpu.draws_on_cpu_with_exp_and_log_off(5e-4))
@@ -166,7 +166,7 @@ def test_chunks_with_more_tail_values_than_room_are_drawn_on_the_host(kernel, mo
                                                                     caplog):
     n, seqs = 64, sequences(3)
     monkeypatch.setattr(device_draws, "tail_capacity", lambda values: 2)
-    with caplog.at_level(logging.INFO, logger="svperturb.device_draws"):
+    with caplog.at_level(logging.INFO, logger="svperturb.sampling.device_draws"):
         got = device(seqs, 5, 5 * SEED_CHUNK + 1, 8 * SEED_CHUNK, n * n)
     np.testing.assert_array_equal(got, numpys(seqs, n * n, None, 1.0)[n * n:])
     assert "seed chunks drawn again on the host" in caplog.text
@@ -176,7 +176,7 @@ def test_chunks_with_more_tail_values_than_room_are_drawn_on_the_host(kernel, mo
 def stand_in(monkeypatch):
     """tests/fake_cupy as `cupy` (its RawModule launches the draw kernel's CUDA branch), the
     device draws' caches empty before and after."""
-    cached = (device_draws._compiled, device_draws.checked_once)  # a test may replace them
+    cached = (device_draws._compiled, ensembles.device_draws_checked)  # a test may replace them
     for function in cached:
         function.cache_clear()
     fake_cupy.LAUNCHES.clear()
@@ -217,11 +217,11 @@ def test_a_kernel_that_is_not_numpys_is_not_used(stand_in, monkeypatch, caplog):
         args[4][:] = np.nextafter(args[4], np.inf)
 
     monkeypatch.setattr(device_draws, "_compiled", lambda: off)
-    with caplog.at_level(logging.WARNING, logger="svperturb.device_draws"):
+    with caplog.at_level(logging.WARNING, logger="svperturb.sampling.device_draws"):
         got = unit_variance_matrices(5, "resnet_layer", 6, "uniform", 0, 65, xp=stand_in)
         unit_variance_matrices(5, "resnet_layer", 6, "uniform", 0, 65, xp=stand_in)
     assert caplog.text.count("device draws are not used") == 1
-    assert device_draws.describe(stand_in).startswith("on the host (the GPU's draw kernel")
+    assert ensembles.describe_draws(stand_in).startswith("on the host (the GPU's draw kernel")
     np.testing.assert_array_equal(got.get(),
                                   unit_variance_matrices(5, "resnet_layer", 6, "uniform", 0, 65))
 
@@ -233,7 +233,7 @@ def test_a_kernel_that_is_not_numpys_is_not_used(stand_in, monkeypatch, caplog):
 def test_nvrtc_compiles_the_draw_kernel_as_cupy_does(architecture):
     """No warning, the kernel exported under its C name, and no local memory per thread (the
     generator's state and the tables' pointers in registers)."""
-    from svperturb.eigenvalue_kernel import NVRTC_OPTIONS
+    from svperturb.linalg.gpu.eigenvalue_kernel import NVRTC_OPTIONS
 
     ptx, log = kernel_on_cpu.nvrtc_ptx(architecture, NVRTC_OPTIONS, device_draws.source())
     assert f".entry {device_draws.KERNEL}(" in ptx
@@ -248,7 +248,7 @@ def test_on_the_gpu_the_weights_are_made_there_and_are_numpys(distribution):
     """On the GPU itself: the kernel compiles, passes its first-call check, and a block of 300
     samples at n = 100 (5 seed chunks, about 780 tail values) equals NumPy's bit for bit."""
     n, start, stop = 100, 17, 317
-    assert device_draws.used_for(n, CUPY)
+    assert ensembles.device_draws_used(n, CUPY)
     got = unit_variance_matrices(9, "convnet_vs_resnet", n, distribution, start, stop, xp=CUPY,
                                  scale=0.05)
     np.testing.assert_array_equal(

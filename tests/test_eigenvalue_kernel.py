@@ -15,9 +15,10 @@ import pytest
 
 import kernel_on_cpu
 from conftest import CUPY
-from svperturb import eigenvalue_kernel, engine
-from svperturb.ensembles import unit_variance_matrices, weight_std
-from svperturb.spectra import add_identity
+from svperturb.linalg import engine
+from svperturb.linalg.gpu import eigenvalue_kernel
+from svperturb.linalg.spectra import add_identity
+from svperturb.sampling.ensembles import unit_variance_matrices, weight_std
 
 pytestmark = pytest.mark.skipif(kernel_on_cpu.compiler() is None, reason="needs a C compiler")
 
@@ -268,7 +269,7 @@ def test_without_nvrtc_the_library_solver_is_used_and_said_once(caplog, monkeypa
     monkeypatch.setattr(eigenvalue_kernel, "_compiled", lambda: (_ for _ in ()).throw(
         ImportError("No module named 'cupy'")))
     try:
-        with caplog.at_level(logging.WARNING, logger="svperturb.eigenvalue_kernel"):
+        with caplog.at_level(logging.WARNING, logger="svperturb.linalg.gpu.eigenvalue_kernel"):
             assert not eigenvalue_kernel._compiles()
             assert not eigenvalue_kernel._compiles()
     finally:

@@ -11,10 +11,11 @@ import pytest
 import scipy.linalg
 
 from conftest import reference_singular_values, take_cupy_routes
-from svperturb import eigenvalue_kernel, engine
-from svperturb.backend import to_host
-from svperturb.ensembles import activation_pattern, unit_variance_matrices, weight_std
-from svperturb.spectra import rank_tolerance, smallest_nonzero_singular_value
+from svperturb.linalg import engine
+from svperturb.linalg.backend import to_host
+from svperturb.linalg.gpu import eigenvalue_kernel
+from svperturb.linalg.spectra import rank_tolerance, smallest_nonzero_singular_value
+from svperturb.sampling.ensembles import activation_pattern, unit_variance_matrices, weight_std
 
 WIDTHS = (5, 32, 33, 100)
 
@@ -549,8 +550,8 @@ def test_the_convnet_study_on_the_cupy_routes_agrees_with_lapack(monkeypatch, et
     augmented routes, ResNet layers (rho = 1) through the Gram route. s_1, s_*, kappa and the rank
     agree with the LAPACK run within the contract, and Proposition 23's identity (|eta| = 1) holds
     within 16 n eps s_1 beyond the routes' proven errors, as claim 9 checks it."""
-    from svperturb.bounds import rounding_tolerance
     from svperturb.studies import get_study
+    from svperturb.theory.bounds import rounding_tolerance
 
     study = get_study("convnet_vs_resnet")
     n = 40
@@ -583,7 +584,7 @@ def test_the_convnet_study_on_the_cupy_routes_agrees_with_lapack(monkeypatch, et
 def _convnet_matrices(study, point, j):
     """A(rho_j) = (D1 W1 + rho I) D of the convnet_vs_resnet samples [0, 120), rebuilt as the
     study builds them."""
-    from svperturb.ensembles import active_count, pattern_ranks
+    from svperturb.sampling.ensembles import active_count, pattern_ranks
 
     n, eta, seed = point["width"], point["activation_slope"], point["seed"]
     m = active_count(n, point["activity"])
@@ -642,7 +643,7 @@ def test_largest_singular_values_refuse_bad_input():
 def test_the_condition_number_error_covers_the_fast_routes_error(kind, monkeypatch):
     """kappa = s_1/s_* from the Gram and augmented routes (forced as on CuPy) against gesvd's,
     within the proven bound plus gesvd's own rounding (n eps kappa (1 + kappa)); 0 for LAPACK."""
-    from svperturb.spectra import condition_number
+    from svperturb.linalg.spectra import condition_number
 
     monkeypatch.setitem(engine.AUGMENTED_WIDTHS, "numpy", (33, 200))
     a = layer_matrices(kind, 40, 60)

@@ -1,4 +1,4 @@
-"""ensembles.py: paired, split-independent seeding (SPEC section 2), the weight laws, (111) and (78)."""
+"""ensembles.py: paired, split-independent seeding (docs/studies.md, The grid and seeding), the weight laws, (111) and (78)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from svperturb import ensembles
-from svperturb.ensembles import (
+from svperturb.sampling import ensembles
+from svperturb.sampling.ensembles import (
     DISTRIBUTIONS,
     SEED_CHUNK,
     WEIGHT_PATTERNS,
@@ -172,7 +172,7 @@ def test_chunks_and_samples_are_not_repeated():
 
 
 def test_draws_do_not_depend_on_r_eta_or_rho():
-    """SPEC section 2 (pairing): two values of r see the same K_n, so s_1(W1) r is the same number."""
+    """Pairing (docs/studies.md, The grid and seeding): two values of r see the same K_n, so s_1(W1) r is the same number."""
     study = get_study("resnet_layer")
     point = {"distribution": "gaussian", "width": 6, "skip": [0.0, 1.0], "seed": SEED}
     out = {r: study.simulate({**point, "weight_scale": r}, 0, 40, np)[0] for r in (2.0, 3.0)}
@@ -183,7 +183,7 @@ def test_draws_do_not_depend_on_r_eta_or_rho():
 
 
 def test_weights_are_paired_across_eta():
-    """eta = 1 and eta = -1 see the same W1 (SPEC section 2); at rho = 0 a sign pattern changes no
+    """eta = 1 and eta = -1 see the same W1 (docs/studies.md, The grid and seeding); at rho = 0 a sign pattern changes no
     singular value of D1 W1 D (Proposition 23), so both give the spectrum of the same W1."""
     study = get_study("convnet_vs_resnet")
     point = {"distribution": "gaussian", "width": 6, "weight_scale": 2.0, "activity": 0.5,

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from conftest import TINY_POINTS, simulate_study
-from svperturb import io
-from svperturb.claims import Results
+from svperturb.analysis.claims import Results
+from svperturb.analysis.report import data_quality
 from svperturb.cli import main
-from svperturb.io import point_path
-from svperturb.report import data_quality
+from svperturb.results import io
+from svperturb.results.io import point_path
 from svperturb.studies import (
     FAULT_ERROR,
     FAULT_NON_FINITE,

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from svperturb.asymptotics import edelman_cdf, edelman_ppf
-from svperturb.fit import (
+from svperturb.analysis.fit import (
     INCONCLUSIVE,
     NOT_REPRODUCED,
     REPRODUCED,
@@ -20,6 +19,7 @@ from svperturb.fit import (
     kolmogorov_distance,
     law_convergence,
 )
+from svperturb.theory.asymptotics import edelman_cdf, edelman_ppf
 
 SETTINGS = FitSettings(bootstrap=200, seed=3)
 

@@ -16,8 +16,13 @@ import pytest
 from scipy import stats
 
 from conftest import reference_singular_values, simulate_study, take_cupy_routes
-from svperturb import bounds
-from svperturb.bounds import (
+from svperturb.analysis.claims.common import Results
+from svperturb.analysis.claims.hard_bounds import COUNTEREXAMPLE, hard_bounds_claim
+from svperturb.analysis.fit import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, FitSettings
+from svperturb.sampling.ensembles import SEED_CHUNK, WEIGHT_PATTERNS, bounded_unit_matrices
+from svperturb.studies import hard_bounds as study
+from svperturb.theory import bounds
+from svperturb.theory.bounds import (
     condition_bound_hard,
     condition_bound_leaky_direct,
     condition_bound_leaky_gram,
@@ -28,11 +33,6 @@ from svperturb.bounds import (
     skip_hard_interval,
     spectral_norm_entry_bound,
 )
-from svperturb.claims.common import Results
-from svperturb.claims.hard_bounds import COUNTEREXAMPLE, hard_bounds_claim
-from svperturb.ensembles import SEED_CHUNK, WEIGHT_PATTERNS, bounded_unit_matrices
-from svperturb.fit import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, FitSettings
-from svperturb.studies import hard_bounds as study
 
 EPS = np.finfo(np.float64).eps
 SEED = 20220307
@@ -253,7 +253,7 @@ def test_on_the_routes_cupy_takes_the_study_agrees_with_lapack_and_finds_no_viol
     augmented routes for M(1) and A): every value within the contract of the LAPACK run's, the
     rank as LAPACK's, no violation, though the constant pattern attains (85) exactly (its flag
     allows the Gram route's proven error, 9e-15 c n here, besides 16 n eps c n of rounding)."""
-    from svperturb import engine
+    from svperturb.linalg import engine
 
     p = point(width=40, **changes)
     lapack, _ = study.simulate(p, 0, 80, np)
@@ -421,7 +421,7 @@ def test_rounding_allowance_of_kappa_grows_with_kappa():
 def test_figures_draw_from_real_results_and_skip_a_missing_study(results_dir, tmp_path):
     import matplotlib.pyplot as plt
 
-    from svperturb.figures.hard_bounds import FIGURES
+    from svperturb.analysis.figures.hard_bounds import FIGURES
 
     for stem, (caption, draw, needs_fits) in FIGURES.items():
         assert caption and not needs_fits

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY_POINTS
-from svperturb import io
+from svperturb.results import io
 from svperturb.studies import get_study, simulate_range
 
 SAMPLES = 150  # spans three seed chunks of 64, so shard edges fall inside and on chunk boundaries

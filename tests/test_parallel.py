@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from svperturb.parallel import World, launched_by_mpi, world
+from svperturb.studies.parallel import World, launched_by_mpi, world
 
 BIN = Path(sys.executable).parent
 MPIEXEC = BIN / "mpiexec"
@@ -72,7 +72,7 @@ def test_a_batched_jobs_shards_are_bit_identical_on_2_ranks(tmp_path):
 
 
 def test_outside_a_launcher_it_is_one_process(monkeypatch):
-    from svperturb import parallel
+    from svperturb.studies import parallel
 
     for variable in parallel.LAUNCHER_VARIABLES:
         monkeypatch.delenv(variable, raising=False)

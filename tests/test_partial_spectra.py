@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from conftest import reference_singular_values
-from svperturb import engine
-from svperturb.asymptotics import wishart_centering
-from svperturb.ensembles import unit_variance_matrices
+from svperturb.linalg import engine
+from svperturb.sampling.ensembles import unit_variance_matrices
 from svperturb.studies import FAULT_ERROR, FAULT_OK, get_study, simulate_range
+from svperturb.theory.asymptotics import wishart_centering
 
 
 def blocks_of(name, point, start, stop, block_size, spectra_stop):

@@ -7,9 +7,9 @@ import pytest
 import scipy.linalg
 
 from conftest import reference_singular_values, simulate_study, tampered_copy
-from svperturb.claims import Results
-from svperturb.claims import paths as claims_paths
-from svperturb.claims.paths import (
+from svperturb.analysis.claims import Results
+from svperturb.analysis.claims import paths as claims_paths
+from svperturb.analysis.claims.paths import (
     figure_2,
     figure_2a_check,
     figure_2a_closed_form,
@@ -17,11 +17,14 @@ from svperturb.claims.paths import (
     non_increasing,
     toy_network,
 )
+from svperturb.analysis.figures.paths import FIGURES
+from svperturb.analysis.fit import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, FitSettings
 from svperturb.config import skip_path
-from svperturb.ensembles import unit_variance_matrices
-from svperturb.figures.paths import FIGURES
-from svperturb.fit import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, FitSettings
-from svperturb.network import (
+from svperturb.linalg.spectra import condition_number
+from svperturb.sampling.ensembles import unit_variance_matrices
+from svperturb.studies import rho_paths
+from svperturb.studies import toy_network as toy_study
+from svperturb.theory.network import (
     activation_pattern_of,
     forward,
     kronecker_singular_values,
@@ -30,9 +33,6 @@ from svperturb.network import (
     subsequent_matrix,
     toy_targets,
 )
-from svperturb.spectra import condition_number
-from svperturb.studies import rho_paths
-from svperturb.studies import toy_network as toy_study
 
 SEED = 20220307
 SETTINGS = FitSettings(bootstrap=20, seed=1)

@@ -14,25 +14,25 @@ import pytest
 import scipy.linalg
 
 from conftest import reference_singular_values, simulate_study, tampered_copy
-from svperturb import bounds
-from svperturb.claims.common import Results
-from svperturb.claims.relu import (
+from svperturb.analysis.claims.common import Results
+from svperturb.analysis.claims.relu import (
     CLAIMS,
     depth_summary,
     relu_random_weights,
     relu_shrinks,
     samples_needed,
 )
-from svperturb.ensembles import (
+from svperturb.analysis.figures.relu import FIGURES
+from svperturb.analysis.fit import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, FitSettings
+from svperturb.sampling.ensembles import (
     activation_pattern,
     active_count,
     pattern_ranks,
     unit_variance_matrices,
     weight_std,
 )
-from svperturb.figures.relu import FIGURES
-from svperturb.fit import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, FitSettings
 from svperturb.studies import depth, relu_layer
+from svperturb.theory import bounds
 
 SETTINGS = FitSettings(bootstrap=50, seed=1)
 SEED = 20220307

@@ -28,7 +28,7 @@ import psutil
 import pytest
 import yaml
 
-from svperturb import io
+from svperturb.results import io
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "tests" / "data" / "resume.yaml"

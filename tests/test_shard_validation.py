@@ -17,10 +17,11 @@ import h5py
 import numpy as np
 import pytest
 
-from svperturb import __version__, io
-from svperturb.claims import Results
+from svperturb import __version__
+from svperturb.analysis.claims import Results
+from svperturb.analysis.report import data_quality
 from svperturb.cli import main
-from svperturb.report import data_quality
+from svperturb.results import io
 
 STUDY = "resnet_layer"
 POINT = "distribution=gaussian/width=6/weight_scale=2"

@@ -12,7 +12,7 @@ import pytest
 from scipy.stats import ortho_group
 
 from conftest import reference_singular_values, reference_symmetric_eigenvalues
-from svperturb.spectra import (
+from svperturb.linalg.spectra import (
     add_identity,
     condition_number,
     numerical_rank,

@@ -15,11 +15,13 @@ import pytest
 
 import fake_cupy
 import kernel_on_cpu
-from svperturb import device_draws, eigenvalue_kernel, engine
-from svperturb.backend import select_backend
 from svperturb.cli import main
-from svperturb.ensembles import unit_variance_matrices, weight_std
-from svperturb.spectra import add_identity
+from svperturb.linalg import engine
+from svperturb.linalg.backend import select_backend
+from svperturb.linalg.gpu import eigenvalue_kernel
+from svperturb.linalg.spectra import add_identity
+from svperturb.sampling import device_draws, ensembles
+from svperturb.sampling.ensembles import unit_variance_matrices, weight_std
 
 pytestmark = pytest.mark.skipif(kernel_on_cpu.cxx_compiler() is None,
                                 reason="needs a C++ compiler (the kernels' CUDA branch, emulated)")
@@ -30,7 +32,7 @@ def _clear_caches() -> None:
     for name in CACHED:
         getattr(eigenvalue_kernel, name).cache_clear()
     device_draws._compiled.cache_clear()
-    device_draws.checked_once.cache_clear()
+    ensembles.device_draws_checked.cache_clear()
 
 
 @pytest.fixture
@@ -59,7 +61,7 @@ def test_the_backend_is_cupy_and_says_which_kernels_run(stand_in):
     assert engine.describe_eigensolver(stand_in).endswith(
         "the tile kernels up to n = 168 (once they agree with the streaming ones here), the "
         "streaming ones above")
-    assert device_draws.describe(stand_in) == (
+    assert ensembles.describe_draws(stand_in) == (
         "on the GPU up to n = 256 (NumPy's PCG64 and ziggurat, bit for bit), on the host above")
 
 
@@ -91,7 +93,7 @@ def test_a_tile_kernel_failing_on_the_gpu_leaves_the_streaming_ones_said_once(
 
     monkeypatch.setattr(fake_cupy._Loaded, "__call__", failing)
     g = stand_in.asarray(np.swapaxes(layers(40, 6), -1, -2) @ layers(40, 6))
-    with caplog.at_level(logging.WARNING, logger="svperturb.eigenvalue_kernel"):
+    with caplog.at_level(logging.WARNING, logger="svperturb.linalg.gpu.eigenvalue_kernel"):
         ours = eigenvalue_kernel.symmetric_eigenvalues_by_kernel(g, stand_in).get()
         eigenvalue_kernel.symmetric_eigenvalues_by_kernel(g, stand_in)
     assert not eigenvalue_kernel.uses_tile(40, stand_in)

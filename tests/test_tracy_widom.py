@@ -10,7 +10,7 @@ from scipy.linalg import eigvalsh_tridiagonal
 from scipy.special import airy
 from scipy.stats import kstest
 
-from svperturb.tracy_widom import (
+from svperturb.theory.tracy_widom import (
     DEFAULT_NODES,
     tracy_widom_cdf,
     tracy_widom_cdf_exact,

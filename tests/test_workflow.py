@@ -13,9 +13,9 @@ import h5py
 import pytest
 import yaml
 
+from svperturb.analysis.figures import FIGURES
+from svperturb.analysis.fit import VERDICTS
 from svperturb.config import study_configs, validate_config
-from svperturb.figures import FIGURES
-from svperturb.fit import VERDICTS
 from svperturb.studies import grid_points, job_axes
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,10 +21,16 @@ from types import ModuleType
 import numpy as np
 import scipy.linalg
 
-from svperturb import device_draws, eigenvalue_kernel, engine, ensembles
-from svperturb.backend import to_host
-from svperturb.ensembles import unit_variance_matrices, weight_std
-from svperturb.spectra import add_identity, smallest_nonzero_singular_value, symmetric_part_extremes
+from svperturb.linalg import engine
+from svperturb.linalg.backend import to_host
+from svperturb.linalg.gpu import eigenvalue_kernel
+from svperturb.linalg.spectra import (
+    add_identity,
+    smallest_nonzero_singular_value,
+    symmetric_part_extremes,
+)
+from svperturb.sampling import ensembles
+from svperturb.sampling.ensembles import unit_variance_matrices, weight_std
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +44,7 @@ DEVICE_COPIES = 16    # n x n arrays per matrix that the heaviest route holds at
                       # temporaries); 100,000 matrices of n = 100 would need 128 GB
 CHECKED = 40          # matrices per cell compared with the reference
 PROBE = 8             # matrices timed first, to size the prefix of a slow method (CuPy's looping
-                      # SVD at n = 1000, 12/s in SPEC section 4, would take 5 s a run for 64)
+                      # SVD at n = 1000, 12/s in docs/engine.md's reference rates, would take 5 s a run for 64)
                       # (timed_prefix)
 
 
@@ -457,7 +463,7 @@ def bench_draws(widths, xp: ModuleType, threads: int, repeats: int, scale: float
             seconds, _ = timed(lambda h=host: xp.asarray(h), xp, repeats)
             rows.append({"step": "copy to device", "n": n, "threads": 1,
                          "matrices_per_s": count / seconds})
-            if device_draws.checked_once(xp):  # at every n, DEVICE_DRAWS_WIDEST or not
+            if ensembles.device_draws_checked(xp):  # at every n, DEVICE_DRAWS_WIDEST or not
                 seconds, _ = timed(lambda c=count, n=n: ensembles.unit_variance_on_device(
                     3, "bench", n, "gaussian", 0, c, "weights", xp), xp, repeats)
                 chunks = -(-count // ensembles.SEED_CHUNK)  # a thread each

@@ -1,4 +1,9 @@
-"""Command line: `svperturb simulate | aggregate | fit | report | info`, one verb per workflow rule."""
+"""Command line: `svperturb simulate | aggregate | fit | report | info`, one verb per workflow rule.
+
+The analysis layer (scipy.stats, matplotlib: about 1.5 s to import) and the benchmarks are
+imported by their own verbs alone, so that the many simulate and aggregate jobs of a run do not
+pay for them.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,33 @@ import socket
 import sys
 from pathlib import Path
 
-from svperturb.config import COMPARES_SKIP_ENDPOINTS, ConfigError
+import jsonschema
+from threadpoolctl import threadpool_limits
+
+from svperturb import __version__
+from svperturb.config import (
+    COMPARES_SKIP_ENDPOINTS,
+    ConfigError,
+    config_schema,
+    load_config,
+    study_configs,
+)
+from svperturb.linalg import engine
+from svperturb.linalg.backend import BACKENDS, BackendError, select_backend
+from svperturb.linalg.gpu import eigenvalue_kernel
+from svperturb.results import io
+from svperturb.results.io import OutputError, ShardError, write_text_atomic
+from svperturb.sampling import ensembles
+from svperturb.studies import (
+    StudyError,
+    batched_axes,
+    block_size_for,
+    get_study,
+    grid_points,
+    jobs_per_shard,
+    parallel,
+    spectra_rows,
+)
 
 log = logging.getLogger("svperturb")
 
@@ -45,11 +76,6 @@ def _setup_logging(verbose: bool) -> None:
 def parse_point(text: str, study: str) -> dict:
     """'distribution=gaussian/width=100/weight_scale=2' -> {'distribution': 'gaussian', ...},
     checked against the study's axes and the config schema's allowed values."""
-    import jsonschema
-
-    from svperturb.config import config_schema
-    from svperturb.studies import get_study
-
     axes = get_study(study).AXES
     point = {}
     for part in text.strip("/").split("/"):
@@ -74,9 +100,6 @@ def parse_point(text: str, study: str) -> dict:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from svperturb import device_draws, engine, ensembles, io, parallel
-    from svperturb.backend import select_backend
-
     inner = inner_values(args, args.study)
     points = [{**parse_point(text, args.study), **inner, "seed": args.seed} for text in args.point]
     if len(args.output) != len(points) or len(set(args.output)) != len(args.output):
@@ -99,7 +122,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         "backend": backend.name,
         "device": backend.device,
         "eigensolver": engine.describe_eigensolver(backend.xp),
-        "draws": device_draws.describe(backend.xp),
+        "draws": ensembles.describe_draws(backend.xp),
         "hostname": socket.gethostname(),
         "ranks": here.size,
         # under SLURM: the job and the step (a number when srun started the ranks, else absent)
@@ -119,9 +142,6 @@ def _simulate_points(args: argparse.Namespace, points: list[dict], outputs: list
     that a batched study shares their draws; each shard is the one a job of its point alone
     writes, but for its attributes block_size (the smallest of the points') and wall_seconds (its
     share of the job's time)."""
-    from svperturb import io, parallel
-    from svperturb.studies import block_size_for, get_study, spectra_rows
-
     study = get_study(args.study)
     start, stop = args.start, args.stop
     block_size = args.block_size or min(block_size_for(args.study, point, args.memory_mb, free)
@@ -169,8 +189,6 @@ def _axis_summary(values: list) -> str:
 
 def inner_values(args: argparse.Namespace, study_name: str) -> dict[str, list[float]]:
     """The inner axes of `study_name` from --skip / --theta, checked (simulate and aggregate)."""
-    from svperturb.studies import get_study
-
     study = get_study(study_name)
     inner = {}
     for axis in INNER_AXES:
@@ -194,8 +212,6 @@ def inner_values(args: argparse.Namespace, study_name: str) -> dict[str, list[fl
 
 
 def cmd_aggregate(args: argparse.Namespace) -> int:
-    from svperturb import io
-
     expected = None
     if args.seed is not None:  # the settings every shard must have been computed with
         inner = inner_values(args, args.study)
@@ -212,8 +228,8 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from svperturb.claims import evaluate
-    from svperturb.fit import FitSettings
+    from svperturb.analysis.claims import evaluate
+    from svperturb.analysis.fit import FitSettings
 
     settings = FitSettings(
         confidence=args.confidence,
@@ -249,14 +265,11 @@ def _jsonable(value):
 
 def _write_json(path: Path, data) -> None:
     """Write atomically: a reader never sees half a file."""
-    from svperturb.io import write_text_atomic
-
     write_text_atomic(path, json.dumps(_jsonable(data), indent=1, allow_nan=False) + "\n")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from svperturb.io import OutputError
-    from svperturb.report import write_report
+    from svperturb.analysis.report import write_report
 
     try:
         index = write_report(Path(args.results), Path(args.fits), Path(args.claims),
@@ -270,8 +283,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from svperturb import bench, eigenvalue_kernel, ensembles, io
-    from svperturb.backend import select_backend
+    from svperturb import bench
 
     backend = select_backend(args.backend)
     ensembles.set_draw_threads(args.threads)  # the batches are drawn on the host
@@ -332,32 +344,23 @@ def cluster_arguments(config: dict) -> list[str]:
 
 
 def cmd_cluster_args(args: argparse.Namespace) -> int:
-    from svperturb.config import load_config
-
     print(" ".join(cluster_arguments(load_config(args.config))))
     return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from svperturb import io
-    from svperturb.backend import select_backend
-
     backend = select_backend(args.backend)
     print(f"svperturb on {socket.gethostname()} ({platform.platform()})")
     print(f"backend: {backend.name}   device: {backend.device}")
     for key, value in io.software_versions().items():
         print(f"  {key:10s} {value}")
-    from svperturb import engine
 
     print(f"spectra engine on {backend.name} (route auto):")
     for line in engine.describe_routes(backend.xp):
         print(f"  {line}")
-    from svperturb import device_draws
 
-    print(f"random weights: drawn {device_draws.describe(backend.xp)}")
+    print(f"random weights: drawn {ensembles.describe_draws(backend.xp)}")
     if args.config:
-        from svperturb.config import load_config, study_configs
-        from svperturb.studies import batched_axes, get_study, grid_points, jobs_per_shard
 
         config = load_config(args.config)
         print(f"config {args.config}: valid; seed {config['seed']}, job_memory_mb {config['job_memory_mb']}")
@@ -378,8 +381,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from svperturb import __version__
-    from svperturb.backend import BACKENDS
 
     parser = argparse.ArgumentParser(prog="svperturb", description=__doc__)
     parser.add_argument("--version", action="version", version=f"svperturb {__version__}")
@@ -485,37 +486,29 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _mpi_simulate(argv: list[str]) -> bool:
-    """A simulate started by an MPI launcher: its ranks share the cores, one BLAS thread each
-    (unless the user set SVPERTURB_BLAS_THREADS, then that many)."""
-    from svperturb.parallel import launched_by_mpi
-
-    return "simulate" in argv[:3] and launched_by_mpi()
-
-
-def _one_blas_thread() -> None:
-    """One BLAS thread per process (set before NumPy loads): the engine's workers share the cores."""
-    threads = os.environ.get("SVPERTURB_BLAS_THREADS", "1")
-    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[variable] = threads
+def blas_threads(argv: list[str]) -> int | None:
+    """BLAS threads for this process, or None to leave BLAS as it is: a benchmark, and a simulate
+    started by an MPI launcher (its ranks share the job's cores), take one each (or
+    SVPERTURB_BLAS_THREADS), so that the engine's workers and the ranks do not oversubscribe."""
+    if "bench" in argv[:3] or ("simulate" in argv[:3] and parallel.launched_by_mpi()):
+        return int(os.environ.get("SVPERTURB_BLAS_THREADS", "1"))
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if "numpy" not in sys.modules and ("bench" in argv[:3] or _mpi_simulate(argv)):
-        _one_blas_thread()  # before anything loads NumPy (the parser does)
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
-    from svperturb.backend import BackendError
-    from svperturb.io import OutputError, ShardError
-
+    threads = blas_threads(argv)
     try:
-        return args.func(args)
+        with (threadpool_limits(threads, user_api="blas") if threads is not None
+              else contextlib.nullcontext()):
+            return args.func(args)
     except OutputError as exc:
         log.error("%s", exc)
         _failed_writes.append(exc)
         return 2
-    except (BackendError, ConfigError, ShardError) as exc:
+    except (BackendError, ConfigError, ShardError, StudyError) as exc:
         log.error("%s", exc)
         return 2
 

@@ -10,7 +10,6 @@ import copy
 import difflib
 import json
 import warnings
-from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -18,6 +17,8 @@ from typing import Any
 
 import jsonschema
 import yaml
+
+from svperturb.studies import StudyConfig
 
 GRID_AXES = ("distribution", "width", "weight_scale", "activation_slope", "activity", "skip",
              "depth", "entry_bound", "weight_pattern", "batch_size", "theta")
@@ -115,27 +116,6 @@ def _fill_defaults(schema: dict, instance: Any, root: dict) -> Any:
             if key in instance:
                 instance[key] = _fill_defaults(sub, instance[key], root)
     return instance
-
-
-@dataclass(frozen=True)
-class StudyConfig:
-    """One study's settings with its grid resolved (study overrides applied)."""
-
-    name: str
-    samples: int
-    shard_size: int
-    grid: dict[str, list]
-
-    @property
-    def n_shards(self) -> int:
-        return -(-self.samples // self.shard_size)
-
-    def shard_range(self, shard: int) -> tuple[int, int]:
-        """Global sample indices [start, stop) of shard `shard`."""
-        if not 0 <= shard < self.n_shards:
-            raise ValueError(f"shard: got {shard}; allowed: 0..{self.n_shards - 1}")
-        start = shard * self.shard_size
-        return start, min(start + self.shard_size, self.samples)
 
 
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:

@@ -8,8 +8,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
 from svperturb.config import ConfigError, study_configs, validate_config
-from svperturb.io import point_path
-from svperturb.resume import compare_with_existing_shards
+from svperturb.results.io import point_path
+from svperturb.results.resume import compare_with_existing_shards
 from svperturb.studies import batched_axes, get_study, grid_points, job_axes
 
 try:

@@ -9,7 +9,7 @@ the samples [start, stop), and FINITE: the datasets that are finite for every co
 A study may add `simulate_points(points, start, stop, xp)`, a list of what `simulate` gives for
 each point, sharing the work the points share: a job of several points calls it once per block.
 Full spectra are stored for the samples below a global index `spectra_stop` only (the config's
-keep_spectra); a study with PARTIAL_SPECTRA = True takes it, `simulate(..., spectra_stop=...)`,
+keep_spectra); a study with PARTIAL_ROWS = True takes it, `simulate(..., spectra_stop=...)`,
 and returns spectra rows for [start, min(stop, spectra_stop)) alone, so that it need not compute
 the others (unit_variance: s_1 and s_* of the rest by the engine's faster route); the others'
 spectra are cut to those rows here.
@@ -28,23 +28,17 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from svperturb.backend import to_host
-from svperturb.config import ConfigError
-from svperturb.ensembles import SEED_CHUNK
+from svperturb.linalg.backend import to_host
+from svperturb.sampling.ensembles import SEED_CHUNK
+from svperturb.studies.faults import FAULT_ERROR, FAULT_NAMES, FAULT_NON_FINITE, FAULT_OK
 
 log = logging.getLogger(__name__)
-
-# Values of the per-sample dataset `fault`.
-FAULT_OK = 0
-FAULT_ERROR = 1  # the study's computation raised a numerical error for this sample alone
-FAULT_NON_FINITE = 2  # a NaN or an infinity in one of the study's FINITE datasets
-FAULT_NAMES = {FAULT_OK: "ok", FAULT_ERROR: "not computable (numerical error)",
-               FAULT_NON_FINITE: "non-finite value"}
 
 # Study name -> module svperturb.studies.<name>, imported when first used.
 STUDIES: tuple[str, ...] = (
@@ -61,9 +55,36 @@ STUDIES: tuple[str, ...] = (
 )
 
 
+class StudyError(ValueError):
+    """A study name or a grid point that no study has; the message names the key and the allowed
+    values."""
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """One study's settings with its grid resolved (study overrides applied): its samples per grid
+    point, split into shards of shard_size consecutive samples."""
+
+    name: str
+    samples: int
+    shard_size: int
+    grid: dict[str, list]
+
+    @property
+    def n_shards(self) -> int:
+        return -(-self.samples // self.shard_size)
+
+    def shard_range(self, shard: int) -> tuple[int, int]:
+        """Global sample indices [start, stop) of shard `shard`."""
+        if not 0 <= shard < self.n_shards:
+            raise ValueError(f"shard: got {shard}; allowed: 0..{self.n_shards - 1}")
+        start = shard * self.shard_size
+        return start, min(start + self.shard_size, self.samples)
+
+
 def get_study(name: str) -> ModuleType:
     if name not in STUDIES:
-        raise ConfigError(f"study: got {name!r}; allowed: {', '.join(STUDIES)}")
+        raise StudyError(f"study: got {name!r}; allowed: {', '.join(STUDIES)}")
     return importlib.import_module(f"svperturb.studies.{name}")
 
 
@@ -232,7 +253,7 @@ def _call_study(study: ModuleType, points, start: int, stop: int, xp,
     """Each point's (per_sample, spectra) as host arrays, spectra cut to the samples below
     `spectra_stop`: study.simulate_points for several points where the study has it, else
     study.simulate for each."""
-    partial = {"spectra_stop": spectra_stop} if getattr(study, "PARTIAL_SPECTRA", False) else {}
+    partial = {"spectra_stop": spectra_stop} if getattr(study, "PARTIAL_ROWS", False) else {}
     if len(points) > 1 and hasattr(study, "simulate_points"):
         results = study.simulate_points(points, start, stop, xp, **partial)
     else:

@@ -15,19 +15,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from svperturb import engine
-from svperturb.ensembles import (
+from svperturb.linalg import engine
+from svperturb.linalg.spectra import (
+    add_identity,
+    condition_number,
+    numerical_rank,
+    smallest_nonzero_singular_value,
+)
+from svperturb.sampling.ensembles import (
     activation_pattern,
     active_count,
     pattern_ranks,
     unit_variance_matrices,
     weight_std,
-)
-from svperturb.spectra import (
-    add_identity,
-    condition_number,
-    numerical_rank,
-    smallest_nonzero_singular_value,
 )
 
 NAME = "convnet_vs_resnet"

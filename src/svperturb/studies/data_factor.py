@@ -38,13 +38,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from svperturb.bounds import (
-    batch_condition_bound,
-    batch_singular_value_lower_bound,
-    batch_singular_value_upper_bound,
-    rounding_tolerance,
-)
-from svperturb.ensembles import (
+from svperturb.linalg.spectra import condition_number, numerical_rank, singular_values
+from svperturb.sampling.ensembles import (
     activation_pattern,
     active_count,
     pattern_ranks,
@@ -52,7 +47,12 @@ from svperturb.ensembles import (
     unit_variance_matrices,
     weight_std,
 )
-from svperturb.spectra import condition_number, numerical_rank, singular_values
+from svperturb.theory.bounds import (
+    batch_condition_bound,
+    batch_singular_value_lower_bound,
+    batch_singular_value_upper_bound,
+    rounding_tolerance,
+)
 
 NAME = "data_factor"
 AXES = ("distribution", "width", "weight_scale", "activation_slope", "activity", "batch_size")

@@ -31,18 +31,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from svperturb.ensembles import (
+from svperturb.linalg.spectra import (
+    add_identity,
+    numerical_rank,
+    singular_values,
+    smallest_nonzero_singular_value,
+)
+from svperturb.sampling.ensembles import (
     activation_pattern,
     active_count,
     pattern_ranks,
     unit_variance_matrices,
     weight_std,
-)
-from svperturb.spectra import (
-    add_identity,
-    numerical_rank,
-    singular_values,
-    smallest_nonzero_singular_value,
 )
 
 NAME = "depth"

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from svperturb.ensembles import unit_variance_matrices, weight_std
-from svperturb.perturbation import (
+from svperturb.sampling.ensembles import unit_variance_matrices, weight_std
+from svperturb.theory.perturbation import (
     HALF_WIDTH,
     central_difference,
     checkable,

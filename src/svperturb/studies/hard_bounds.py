@@ -24,8 +24,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from svperturb import engine
-from svperturb.bounds import (
+from svperturb.linalg import engine
+from svperturb.linalg.spectra import (
+    add_identity,
+    condition_number,
+    numerical_rank,
+    smallest_nonzero_singular_value,
+)
+from svperturb.sampling.ensembles import (
+    activation_pattern,
+    active_count,
+    bounded_unit_matrices,
+    pattern_ranks,
+)
+from svperturb.theory.bounds import (
     condition_bound_hard,
     condition_bound_leaky_direct,
     condition_bound_leaky_gram,
@@ -36,18 +48,6 @@ from svperturb.bounds import (
     rounding_tolerance,
     skip_hard_interval,
     spectral_norm_entry_bound,
-)
-from svperturb.ensembles import (
-    activation_pattern,
-    active_count,
-    bounded_unit_matrices,
-    pattern_ranks,
-)
-from svperturb.spectra import (
-    add_identity,
-    condition_number,
-    numerical_rank,
-    smallest_nonzero_singular_value,
 )
 
 NAME = "hard_bounds"

@@ -33,7 +33,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from svperturb.bounds import (
+from svperturb.linalg.spectra import (
+    add_identity,
+    condition_number,
+    singular_values,
+    smallest_nonzero_singular_value,
+    symmetric_part_extremes,
+)
+from svperturb.sampling.ensembles import (
+    activation_pattern,
+    active_count,
+    pattern_ranks,
+    unit_variance_matrices,
+    weight_std,
+)
+from svperturb.theory.bounds import (
     relu_condition_bound_spectral,
     relu_condition_bound_symmetric,
     relu_condition_bound_uniform,
@@ -44,20 +58,6 @@ from svperturb.bounds import (
     relu_uniform_singular_value_bounds,
     rounding_tolerance,
     singular_value_shrinkage,
-)
-from svperturb.ensembles import (
-    activation_pattern,
-    active_count,
-    pattern_ranks,
-    unit_variance_matrices,
-    weight_std,
-)
-from svperturb.spectra import (
-    add_identity,
-    condition_number,
-    singular_values,
-    smallest_nonzero_singular_value,
-    symmetric_part_extremes,
 )
 
 NAME = "relu_layer"

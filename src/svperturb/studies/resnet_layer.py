@@ -13,8 +13,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from svperturb import engine
-from svperturb.bounds import (
+from svperturb.linalg import engine
+from svperturb.linalg.spectra import (
+    add_identity,
+    condition_number,
+    symmetric_part_extremes,
+)
+from svperturb.sampling.ensembles import unit_variance_matrices, weight_std
+from svperturb.theory.bounds import (
     bound_efficiencies,
     condition_bound_lemma36,
     condition_bound_small_norm,
@@ -22,12 +28,6 @@ from svperturb.bounds import (
     rounding_tolerance,
     singular_value_growth_interval,
     skip_weyl_interval,
-)
-from svperturb.ensembles import unit_variance_matrices, weight_std
-from svperturb.spectra import (
-    add_identity,
-    condition_number,
-    symmetric_part_extremes,
 )
 
 NAME = "resnet_layer"

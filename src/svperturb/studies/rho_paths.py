@@ -35,9 +35,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from svperturb.bounds import rounding_tolerance
-from svperturb.ensembles import unit_variance_matrices
-from svperturb.spectra import add_identity, singular_values
+from svperturb.linalg.spectra import add_identity, singular_values
+from svperturb.sampling.ensembles import unit_variance_matrices
+from svperturb.theory.bounds import rounding_tolerance
 
 NAME = "rho_paths"
 AXES = ("distribution", "width")

@@ -36,10 +36,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from svperturb.ensembles import sample_draws
-from svperturb.network import forward, kronecker_singular_values, subsequent_matrix, toy_targets
-from svperturb.spectra import condition_number, singular_values, smallest_nonzero_singular_value
+from svperturb.linalg.spectra import (
+    condition_number,
+    singular_values,
+    smallest_nonzero_singular_value,
+)
+from svperturb.sampling.ensembles import sample_draws
 from svperturb.studies.rho_paths import singular_zeros
+from svperturb.theory.network import (
+    forward,
+    kronecker_singular_values,
+    subsequent_matrix,
+    toy_targets,
+)
 
 NAME = "toy_network"
 AXES = ("width", "activation_slope")

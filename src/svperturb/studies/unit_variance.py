@@ -10,25 +10,25 @@ where that is faster (CuPy from n = 33), each sample within the engine's contrac
 
 from __future__ import annotations
 
-from svperturb import engine
-from svperturb.asymptotics import (
-    largest_singular_statistic,
-    symmetric_edge_statistic,
-    symmetric_to_spectral_ratio,
-)
-from svperturb.ensembles import unit_variance_matrices
-from svperturb.spectra import (
+from svperturb.linalg import engine
+from svperturb.linalg.spectra import (
     condition_number_of_extremes,
     singular_values,
     smallest_nonzero_singular_value,
     symmetric_part_eigenvalues,
 )
+from svperturb.sampling.ensembles import unit_variance_matrices
 from svperturb.studies import spectra_rows
+from svperturb.theory.asymptotics import (
+    largest_singular_statistic,
+    symmetric_edge_statistic,
+    symmetric_to_spectral_ratio,
+)
 
 NAME = "unit_variance"
 AXES = ("distribution", "width")
 INNER = ()
-PARTIAL_SPECTRA = True  # spectra only for the samples below spectra_stop (studies/__init__.py)
+PARTIAL_ROWS = True  # spectra only for the samples below spectra_stop (studies/__init__.py)
 # Finite for every computable sample (largest singular values, whole spectra): a NaN or an
 # infinity here marks the sample as a numerical fault (studies.simulate_range).
 FINITE = (

@@ -1,4 +1,4 @@
-"""The report: every figure of svperturb.figures, drawn from the merged results, and the claims
+"""The report: every figure of svperturb.analysis.figures, drawn from the merged results, and the claims
 table, as PNGs, claims.md and a self-contained index.html."""
 
 from __future__ import annotations
@@ -9,15 +9,17 @@ import json
 import logging
 from pathlib import Path
 
+import h5py
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from svperturb import __version__
-from svperturb.claims import Results
-from svperturb.figures import FIGURES
-from svperturb.io import write_text_atomic
+from svperturb.analysis.claims import Results
+from svperturb.analysis.figures import FIGURES
+from svperturb.results.io import write_text_atomic
+from svperturb.studies.faults import FAULT_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +37,6 @@ def _claims_markdown(claims: list[dict]) -> str:
 
 
 def _provenance(results: Results) -> list[str]:
-    import h5py
-
     rows = []
     for path in sorted(results.directory.glob("*.h5")):
         with h5py.File(path, "r") as fh:
@@ -48,8 +48,6 @@ def _provenance(results: Results) -> list[str]:
 def data_quality(results: Results) -> list[str]:
     """One line per study: numerical faults (count, first samples with the seed) and grid points
     merged from shards of another svperturb version (aggregate --force)."""
-    from svperturb.studies import FAULT_NAMES
-
     lines = []
     for path in sorted(results.directory.glob("*.h5")):
         points = results.points(path.stem)

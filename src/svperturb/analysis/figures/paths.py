@@ -6,17 +6,17 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from svperturb.bounds import rounding_tolerance
-from svperturb.claims import Results
-from svperturb.claims.paths import (
+from svperturb.analysis.claims import Results
+from svperturb.analysis.claims.paths import (
     FIGURE_2A_KINK,
     PAPER_PATHS_POINT,
     PAPER_TOY_POINT,
     figure_2a_closed_form,
     figure_2a_paths,
 )
-from svperturb.network import kronecker_singular_values
 from svperturb.studies.rho_paths import SEPARATION, interior_extrema, isolated
+from svperturb.theory.bounds import rounding_tolerance
+from svperturb.theory.network import kronecker_singular_values
 
 REALISATIONS = 8  # the paper drew 8 runs of the toy network
 D_PANEL_SKIPS = (0.0, 1 / 3, 2 / 3, 1.0)

@@ -7,16 +7,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from svperturb import io
-from svperturb.asymptotics import (
-    condition_bound_limit_121,
-    condition_bound_limit_122,
-    edelman_cdf,
-    edelman_ppf,
-    spectral_norm_limit,
-)
-from svperturb.bounds import rounding_tolerance
-from svperturb.claims.common import (
+from svperturb.analysis.claims.common import (
     Claim,
     Outcome,
     Results,
@@ -27,7 +18,7 @@ from svperturb.claims.common import (
     median_ci,
     relative_window,
 )
-from svperturb.fit import (
+from svperturb.analysis.fit import (
     INCONCLUSIVE,
     NOT_REPRODUCED,
     REPRODUCED,
@@ -38,7 +29,16 @@ from svperturb.fit import (
     interval_verdict,
     law_convergence,
 )
-from svperturb.tracy_widom import tracy_widom_cdf
+from svperturb.results import io
+from svperturb.theory.asymptotics import (
+    condition_bound_limit_121,
+    condition_bound_limit_122,
+    edelman_cdf,
+    edelman_ppf,
+    spectral_norm_limit,
+)
+from svperturb.theory.bounds import rounding_tolerance
+from svperturb.theory.tracy_widom import tracy_widom_cdf
 
 # Relative fluctuations of extreme eigenvalues and singular values of n x n random matrices are
 # O(n^(-2/3)) (Tracy-Widom edge scaling: s_1(K_n) = 2 sqrt(n) + O(n^(-1/6))), so statistics built

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from svperturb.studies import simulate_points_range
+
 log = logging.getLogger(__name__)
 
 # Set by mpiexec (MPICH's hydra, Open MPI) or srun --mpi=pmi2/pmix in every rank's environment.
@@ -72,8 +74,6 @@ def simulate_range_ranks(
     """simulate_points_range over `here.size` ranks: a rank computes a block of every point, and
     `sinks[k]` (point k's) is called on rank 0 only, block by block in sample order. A failure on
     any rank is raised on every rank (as RuntimeError naming it)."""
-    from svperturb.studies import simulate_points_range
-
     if here.size == 1:
         simulate_points_range(name, points, start, stop, block_size, xp, sinks, spectra_stop)
         return

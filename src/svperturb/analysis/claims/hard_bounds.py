@@ -31,9 +31,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from svperturb.claims.common import Claim, Outcome, Results, fmt
-from svperturb.ensembles import active_count
-from svperturb.fit import (
+from svperturb.analysis.claims.common import Claim, Outcome, Results, fmt
+from svperturb.analysis.fit import (
     INCONCLUSIVE,
     NOT_REPRODUCED,
     REPRODUCED,
@@ -41,6 +40,7 @@ from svperturb.fit import (
     clopper_pearson,
     combine_verdicts,
 )
+from svperturb.sampling.ensembles import active_count
 from svperturb.studies import hard_bounds as study
 
 COUNTEREXAMPLE = Path("counterexamples") / "claim10.h5"

@@ -32,7 +32,7 @@ from types import ModuleType
 
 import numpy as np
 
-from svperturb.bounds import rounding_tolerance
+from svperturb.theory.bounds import rounding_tolerance
 
 STEP = 2.0**-14  # finite-difference step h (a power of 2: rho + k h is exact for dyadic rho)
 HALF_WIDTH = 3  # stencil nodes rho + k h, |k| <= 3: the 7-point, 6th-order central difference

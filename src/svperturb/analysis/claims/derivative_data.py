@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from svperturb.claims.common import Claim, Outcome, Results, fmt, fmt_ci, median_ci
-from svperturb.fit import (
+from svperturb.analysis.claims.common import Claim, Outcome, Results, fmt, fmt_ci, median_ci
+from svperturb.analysis.fit import (
     INCONCLUSIVE,
     NOT_REPRODUCED,
     REPRODUCED,
@@ -41,7 +41,7 @@ from svperturb.fit import (
     clopper_pearson,
     combine_verdicts,
 )
-from svperturb.perturbation import GAP_FACTOR, HALF_WIDTH, STEP
+from svperturb.theory.perturbation import GAP_FACTOR, HALF_WIDTH, STEP
 
 
 def _quantiles(x: np.ndarray) -> dict:

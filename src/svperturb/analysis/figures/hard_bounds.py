@@ -6,7 +6,10 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from svperturb.bounds import (
+from svperturb.analysis.claims import Results
+from svperturb.sampling.ensembles import WEIGHT_PATTERNS, active_count
+from svperturb.studies import hard_bounds as study
+from svperturb.theory.bounds import (
     condition_bound_hard,
     condition_bound_leaky_direct,
     condition_bound_leaky_gram,
@@ -14,9 +17,6 @@ from svperturb.bounds import (
     condition_bound_relu_fraction,
     condition_bound_relu_width,
 )
-from svperturb.claims import Results
-from svperturb.ensembles import WEIGHT_PATTERNS, active_count
-from svperturb.studies import hard_bounds as study
 
 PATTERN_STYLE = {"uniform": ("C0", "o"), "constant": ("C3", "s"), "random_signs": ("C2", "^"),
                  "rank_one": ("C1", "D")}

@@ -30,7 +30,7 @@ from types import ModuleType
 
 import numpy as np
 
-from svperturb.ensembles import SEED_CHUNK
+from svperturb.linalg.gpu.eigenvalue_kernel import NVRTC_OPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ _BITS_64 = (1 << 64) - 1
 
 def source() -> str:
     """The kernel's source text (CUDA C, and C)."""
-    return resources.files("svperturb").joinpath("draw_kernel.cu").read_text()
+    return resources.files(__package__).joinpath("draw_kernel.cu").read_text()
 
 
 def pcg64_streams(sequences) -> np.ndarray:
@@ -117,8 +117,6 @@ def ziggurat_tables() -> tuple[np.ndarray, np.ndarray, float, float]:
 def _compiled():
     import cupy
 
-    from svperturb.eigenvalue_kernel import NVRTC_OPTIONS
-
     return cupy.RawModule(code=source(), options=NVRTC_OPTIONS).get_function(KERNEL)
 
 
@@ -160,19 +158,19 @@ def tail_values(places: np.ndarray, u1: np.ndarray, scale: float) -> np.ndarray:
     return values * scale
 
 
-def chunk_draws(sequences, first_chunk: int, start: int, stop: int, entries: int, *,
-                uniform: tuple[float, float] | None, scale: float, xp: ModuleType, host_chunk):
+def chunk_draws(sequences, first_chunk: int, chunk_samples: int, start: int, stop: int,
+                entries: int, *, uniform: tuple[float, float] | None, scale: float, xp: ModuleType, host_chunk):
     """Samples [start, stop) of `entries` values each, made on the device of `xp` as NumPy
-    makes them chunk by chunk (svperturb.ensembles): chunk first_chunk + i from
-    Generator(PCG64(sequences[i])), SEED_CHUNK samples; standard_normal, or uniform(low, high)
+    makes them chunk by chunk (svperturb.sampling.ensembles): chunk first_chunk + i from
+    Generator(PCG64(sequences[i])), chunk_samples samples; standard_normal, or uniform(low, high)
     where `uniform` = (low, high); times `scale`. A flat array of (stop - start) entries values;
     the chunks the kernel could not certify are drawn on the host by `host_chunk(sequence)`
     (the chunk's values, scaled, flat)."""
     plan = np.empty((len(sequences), 3), dtype=np.int64)
     for row, chunk in zip(plan, range(first_chunk, first_chunk + len(sequences))):
-        first = max(start, chunk * SEED_CHUNK)
-        last = min(stop, (chunk + 1) * SEED_CHUNK)
-        row[:] = ((first - chunk * SEED_CHUNK) * entries, (last - first) * entries,
+        first = max(start, chunk * chunk_samples)
+        last = min(stop, (chunk + 1) * chunk_samples)
+        row[:] = ((first - chunk * chunk_samples) * entries, (last - first) * entries,
                   (first - start) * entries)
     low, high = uniform if uniform is not None else (0.0, 0.0)
     out = xp.empty((stop - start) * entries)
@@ -188,42 +186,3 @@ def chunk_draws(sequences, first_chunk: int, start: int, stop: int, entries: int
         log.info("device draws: %d of %d seed chunks drawn again on the host (a comparison too "
                  "close to call on the GPU)", int(uncertain.sum()), len(sequences))
     return out
-
-
-def describe(xp: ModuleType) -> str:
-    """Where the studies' weights are drawn for array module `xp` (svperturb info, and each
-    shard's provenance)."""
-    if not xp.__name__.startswith("cupy"):
-        return "on the host (NumPy)"
-    if checked_once(xp):
-        return (f"on the GPU up to n = {DEVICE_DRAWS_WIDEST} (NumPy's PCG64 and ziggurat, bit for "
-                "bit), on the host above")
-    return "on the host (the GPU's draw kernel is not used here: see its warning)"
-
-
-def used_for(n: int, xp: ModuleType) -> bool:
-    """Whether n x n draws for array module `xp` are made on its device: CuPy, n up to
-    DEVICE_DRAWS_WIDEST, and the kernel compiled and found to agree with NumPy (checked_once)."""
-    return xp.__name__.startswith("cupy") and n <= DEVICE_DRAWS_WIDEST and checked_once(xp)
-
-
-@cache
-def checked_once(xp: ModuleType) -> bool:
-    """Compiles the kernel and makes K_6 of samples [5, 185) on the device (three seed chunks,
-    the first and last in part; Gaussian, and uniform), which must equal NumPy's bit for bit;
-    otherwise one warning, and draws stay on the host."""
-    from svperturb.ensembles import DISTRIBUTIONS, unit_variance_matrices, unit_variance_on_device
-
-    try:
-        for distribution in DISTRIBUTIONS:
-            made = (20260530, "device draws check", 6, distribution, 5, 3 * SEED_CHUNK - 7)
-            got = _host(unit_variance_on_device(*made, "weights", xp, scale=0.75))
-            if not np.array_equal(got, unit_variance_matrices(*made, scale=0.75)):
-                raise ValueError("its values differ from NumPy's")
-    except Exception as error:  # noqa: BLE001 - NVRTC absent, or a kernel not NumPy's
-        log.warning("svperturb's device draws are not used (%s: %s); the weights are drawn on "
-                    "the host", type(error).__name__, error)
-        return False
-    log.info("weights up to n = %d are made on the GPU: NumPy's PCG64 and ziggurat, bit for bit",
-             DEVICE_DRAWS_WIDEST)
-    return True

@@ -6,10 +6,10 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from svperturb.claims import Results
-from svperturb.figures.common import width_colours
-from svperturb.perturbation import GAP_FACTOR, singular_value_derivatives
-from svperturb.spectra import singular_values
+from svperturb.analysis.claims import Results
+from svperturb.analysis.figures.common import width_colours
+from svperturb.linalg.spectra import singular_values
+from svperturb.theory.perturbation import GAP_FACTOR, singular_value_derivatives
 
 PATH_POINTS = 201
 TANGENT_SKIPS = (0.0, 0.25, 0.5, 0.75, 1.0)

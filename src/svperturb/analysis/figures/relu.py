@@ -8,9 +8,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import NullFormatter
 
-from svperturb.bounds import relu_bound_probability
-from svperturb.claims import Results
-from svperturb.claims.relu import (
+from svperturb.analysis.claims import Results
+from svperturb.analysis.claims.relu import (
     ARCH_LABELS,
     LABELS,
     STUDY,
@@ -18,8 +17,9 @@ from svperturb.claims.relu import (
     depth_table,
     theorem39_cells,
 )
-from svperturb.fit import FitSettings
+from svperturb.analysis.fit import FitSettings
 from svperturb.studies.relu_layer import THEOREM_39
+from svperturb.theory.bounds import relu_bound_probability
 
 SETTINGS = FitSettings()
 MARKERS = {"128": "v", "129": "<", "151": ">"}

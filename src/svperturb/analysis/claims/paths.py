@@ -39,9 +39,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from svperturb.bounds import rounding_tolerance
-from svperturb.claims.common import Claim, Outcome, Results, fmt, fmt_ci, median_ci
-from svperturb.fit import (
+from svperturb.analysis.claims.common import Claim, Outcome, Results, fmt, fmt_ci, median_ci
+from svperturb.analysis.fit import (
     INCONCLUSIVE,
     NOT_REPRODUCED,
     REPRODUCED,
@@ -49,7 +48,8 @@ from svperturb.fit import (
     clopper_pearson,
     combine_verdicts,
 )
-from svperturb.spectra import singular_values
+from svperturb.linalg.spectra import singular_values
+from svperturb.theory.bounds import rounding_tolerance
 
 FIGURE_2A = (-0.4, -0.2, -0.1)  # Mo = diag(-0.4, -0.2, -0.1)
 FIGURE_2A_KINK = 0.25  # where |rho - 0.4| = |rho - 0.1|

@@ -6,22 +6,18 @@ finished ones are kept. Changing what every shard of a study depends on (the see
 such as the skip list) makes Snakemake recompute all of the study's shards (their command lines
 change): that is said before the run starts. Changing the samples of shard 0 (shard_size, or
 samples below shard_size) would re-split finished work and recompute all of it; that is refused,
-with what to do instead. A study whose shards were written one point per job before its axes
-were batched (hard_bounds' c, eta, activity) will be recomputed once, Snakemake seeing its jobs'
-parameters changed: that is said too, with how to keep them.
+with what to do instead.
 """
 
 from __future__ import annotations
 
 import json
-import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from svperturb import io
-from svperturb.config import StudyConfig
-from svperturb.studies import batched_axes, get_study, grid_points, jobs_per_shard
+from svperturb.results import io
+from svperturb.studies import StudyConfig, get_study, grid_points
 
 
 def compare_with_existing_shards(results: str | Path, studies: Mapping[str, StudyConfig],
@@ -62,23 +58,5 @@ def compare_with_existing_shards(results: str | Path, studies: Mapping[str, Stud
         if changed:
             notes.append(f"study {name}: the config changes {', '.join(changed)} for the {count} "
                          f"shards in {folder}: all of them will be recomputed")
-            continue
-        per_job = len(list(grid_points(name, study.grid))) // jobs_per_shard(name, study.grid)
-        if batched_axes(name) and per_job > 1 and _points_of(attrs.get("command", "")) == 1:
-            notes.append(
-                f"study {name}: the {count} shards in {folder} were written one point per job; "
-                f"this version computes {per_job} points per job ({', '.join(batched_axes(name))} "
-                "batched) and Snakemake, seeing the jobs' parameters changed, will recompute "
-                "them once. To keep them instead (the config otherwise unchanged), resume this "
-                "once with `make run ARGS='--rerun-triggers mtime input'` (the option last on "
-                "Snakemake's command line)")
     return problems, notes
 
-
-def _points_of(command: str) -> int:
-    """How many --point values a shard's recorded command line gave its job."""
-    words = shlex.split(command)
-    if "--point" not in words:
-        return 0
-    after = words[words.index("--point") + 1:]
-    return next((i for i, word in enumerate(after) if word.startswith("--")), len(after))

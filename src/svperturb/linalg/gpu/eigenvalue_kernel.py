@@ -6,7 +6,7 @@ kernels, one CUDA thread per matrix in device memory, and the tile kernels, one 
 matrix in shared memory (up to widest_tile: n <= 168 on an H100 or H200), whose tridiagonal goes
 to a third kernel, one thread per matrix, for the QR steps.
 
-Why (SPEC section 4): above n = 32 the libraries' batched eigensolver is the spectra engine's
+Why (docs/engine.md, Reference rates): above n = 32 the libraries' batched eigensolver is the spectra engine's
 bottleneck on CuPy (eigvalsh of the Gram matrices: 49,000 matrices/s at n = 100, 2,900/s at
 n = 200; of the 2n x 2n augmented matrices 3,100/s at n = 100). The streaming kernels read each
 matrix from device memory, entries of neighbouring matrices side by side, so that a warp's 32
@@ -58,7 +58,7 @@ NVRTC_OPTIONS = ("--std=c++11",)
 
 def source() -> str:
     """The kernels' source text (CUDA C, and C)."""
-    return resources.files("svperturb").joinpath("eigenvalue_kernel.cu").read_text()
+    return resources.files(__package__).joinpath("eigenvalue_kernel.cu").read_text()
 
 
 def buffers(matrices, name: str, xp: ModuleType = np):

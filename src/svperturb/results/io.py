@@ -35,8 +35,11 @@ from typing import Any
 
 import h5py
 import numpy as np
+import scipy
 
 from svperturb import __version__
+from svperturb.studies import get_study, spectra_rows
+from svperturb.studies.faults import FAULT_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +61,6 @@ def regenerate_command(shard: str | Path) -> str:
 
 
 def software_versions() -> dict[str, str]:
-    import scipy
-
     return {
         "svperturb": __version__,
         "python": platform.python_version(),
@@ -285,8 +286,6 @@ def merge_shards(study: str, shards: list[str | Path], samples: int, output: str
     cover [0, `samples`) exactly once, datasets of the wrong length, and a NaN or an infinity in a
     FINITE dataset of the study outside the samples its `fault` dataset flags.
     """
-    from svperturb.studies import get_study
-
     finite = get_study(study).FINITE
     by_point: dict[str, list[tuple[int, int, Path, dict]]] = {}
     for shard in map(Path, shards):
@@ -384,8 +383,6 @@ def _merge_point(out: AtomicHDF5, point: str, parts, samples: int, finite: tuple
     group.attrs["compute_seconds"] = float(sum(p[3].get("wall_seconds", 0.0) for p in parts))
     versions = sorted({str(p[3].get("version_svperturb")) for p in parts} - {__version__})
     group.attrs["version_mismatch"] = ", ".join(versions)  # empty unless merged with force
-    from svperturb.studies import spectra_rows
-
     keep = first_attrs["keep_spectra"]
     layout: dict[str, tuple] = {}
     faults = []
@@ -433,8 +430,6 @@ def _check_shard_data(shard: Path, data: dict[str, np.ndarray], rows: int, spect
                       finite: tuple[str, ...]) -> None:
     """Lengths (`rows` per sample, `spectra_rows` of spectra), fault codes, and no NaN or infinity
     in FINITE datasets of unflagged samples."""
-    from svperturb.studies import FAULT_NAMES
-
     again = f"regenerate it: {regenerate_command(shard)}"
     for name, values in data.items():
         expected = spectra_rows if name.startswith("spectra/") else rows

@@ -6,15 +6,15 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from svperturb.asymptotics import (
+from svperturb.analysis.claims import Results, at_skip
+from svperturb.analysis.figures.common import hist_by_width
+from svperturb.theory.asymptotics import (
     condition_bound_limit_121,
     condition_bound_limit_122,
     edelman_pdf,
     spectral_norm_limit,
 )
-from svperturb.claims import Results, at_skip
-from svperturb.figures.common import hist_by_width
-from svperturb.tracy_widom import tracy_widom_pdf
+from svperturb.theory.tracy_widom import tracy_widom_pdf
 
 
 def figure_4(results: Results):

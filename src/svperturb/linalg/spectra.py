@@ -23,7 +23,7 @@ def rank_tolerance(s, xp: ModuleType = np):
 
 
 def smallest_nonzero_singular_value(s, xp: ModuleType = np):
-    """s_*: the smallest singular value above rank_tolerance (SPEC section 1); NaN if none is."""
+    """s_*: the smallest singular value above rank_tolerance (docs/claims.md, Objects); NaN if none is."""
     tol = rank_tolerance(s, xp)[..., None]
     masked = xp.where(s > tol, s, xp.inf)
     s_star = masked.min(axis=-1)

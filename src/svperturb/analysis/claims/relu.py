@@ -39,9 +39,16 @@ import math
 
 import numpy as np
 
-from svperturb.claims.common import Claim, Outcome, Results, at_skip, fmt, fmt_ci, median_ci
-from svperturb.ensembles import active_count
-from svperturb.fit import (
+from svperturb.analysis.claims.common import (
+    Claim,
+    Outcome,
+    Results,
+    at_skip,
+    fmt,
+    fmt_ci,
+    median_ci,
+)
+from svperturb.analysis.fit import (
     INCONCLUSIVE,
     NOT_REPRODUCED,
     REPRODUCED,
@@ -49,6 +56,7 @@ from svperturb.fit import (
     clopper_pearson,
     combine_verdicts,
 )
+from svperturb.sampling.ensembles import active_count
 from svperturb.studies import depth, relu_layer
 from svperturb.studies.relu_layer import R_PRIME, THEOREM_39
 

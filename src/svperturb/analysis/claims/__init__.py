@@ -1,4 +1,4 @@
-"""The paper's claims (SPEC section 3): what each says, how it is measured, and its verdict.
+"""The paper's claims (docs/claims.md): what each says, how it is measured, and its verdict.
 
 `evaluate(results_dir, settings)` reads the merged study files `<results>/<study>.h5` and returns
 `(fits, claims)`: `fits` holds every fitted curve and test per claim (fits.json), `claims` one row
@@ -17,16 +17,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from svperturb.claims import derivative_data, hard_bounds, paths, random_layer, relu
-from svperturb.claims.common import Claim, Outcome, Results, at_skip
-from svperturb.claims.random_layer import (
+from svperturb.analysis.claims import derivative_data, hard_bounds, paths, random_layer, relu
+from svperturb.analysis.claims.common import Claim, Outcome, Results, at_skip
+from svperturb.analysis.claims.random_layer import (
     absolute_value_patterns,
     exceptional_events,
     growth_bounds,
 )
-from svperturb.fit import INCONCLUSIVE, FitSettings
+from svperturb.analysis.fit import INCONCLUSIVE, FitSettings
 
-# Every claim of SPEC section 3, in the paper's order; each module lists its own.
+# Every claim of docs/claims.md, in the paper's order; each module lists its own.
 CLAIMS: tuple[Claim, ...] = tuple(sorted(
     random_layer.CLAIMS + hard_bounds.CLAIMS + relu.CLAIMS + derivative_data.CLAIMS + paths.CLAIMS,
     key=lambda c: c.id))
@@ -59,7 +59,7 @@ def evaluate(results_dir: str | Path, settings: FitSettings) -> tuple[dict, list
         rows.append({"id": claim.id, "title": claim.title, "paper": claim.paper,
                      "measured": outcome.measured, "verdict": outcome.verdict,
                      "evidence": outcome.evidence})
-    # depth makes no numbered claim (SPEC section 2): a descriptive table for the report
+    # depth makes no numbered claim (docs/studies.md, The grid and seeding): a descriptive table for the report
     if results.has(relu.DEPTH):
         measured, _, depth_fits = relu.depth_summary(results, settings)
         fits["depth"] = {"title": "Depth: ConvNet vs single skip vs per-layer skip",

@@ -1,7 +1,7 @@
 """The spectra engine: batched singular values of n x n matrices by the fastest route that meets
 the accuracy contract, decided per sample.
 
-Contract (SPEC section 4; relative to float64 LAPACK): s_1 within 1e-12, every non-zero s_i
+Contract (docs/engine.md; relative to float64 LAPACK): s_1 within 1e-12, every non-zero s_i
 (s_* included) within 1e-10; singular values that are exactly zero because whole rows or columns
 of the matrix are zero (ReLU patterns, D in D(m, n, 0)) are returned as exact zeros, so that s_*
 is the smallest non-zero one.
@@ -24,7 +24,7 @@ Routes:
   and the sample is certified when that is <= 1e-12 for i = 1 and <= 1e-10 for the smallest
   non-structural eigenvalue (which also separates it from the structural zeros).
 - "augmented": the n largest eigenvalues of the symmetric H = [[0, A], [A^T, 0]], whose
-  eigenvalues are +-s_i (SPEC section 4: full accuracy at 8 times the work of the Gram matrix,
+  eigenvalues are +-s_i (reference rates, docs/engine.md: full accuracy at 8 times the work of the Gram matrix,
   and on CuPy 8-19 times faster than its SVD at n = 50-200). H is formed without rounding, so
   |s^_i - s_i| <= delta = 2n eps s^_1 (the eigensolver's backward error, p(2n) taken as 2n as
   above): absolute on every s_i, so relative eps kappa, not kappa^2. Certified as the Gram route,
@@ -49,8 +49,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from svperturb import eigenvalue_kernel
-from svperturb.spectra import numerical_rank, smallest_nonzero_singular_value
+from svperturb.linalg.gpu import eigenvalue_kernel
+from svperturb.linalg.spectra import numerical_rank, smallest_nonzero_singular_value
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +67,11 @@ GRAM_FROM_WIDTH = {"numpy": 16, "cupy": 33}
 # (ConvNet and ReLU layers: singular_values(..., well_conditioned=False)); None: never. On the CPU
 # an uncertified sample costs the Gram attempt and LAPACK, about 1.8 gesdd, so the attempt pays
 # only where fewer than about a fifth fail; on CuPy it costs a few percent of the looping SVD that
-# it and the augmented route save (SPEC section 4).
+# it and the augmented route save (docs/engine.md, Reference rates).
 GRAM_FROM_WIDTH_MIXED = {"numpy": None, "cupy": 33}
 # Widths (lowest, highest) at which samples the Gram route cannot certify try the augmented route
 # before LAPACK (None: never). On the CPU syevd of a 2n x 2n matrix costs about 4 gesdd of n x n;
-# on CuPy (SPEC section 4) the augmented eigvalsh beats the looping SVD 19x at n = 50, 10x at
+# on CuPy (docs/engine.md, Reference rates) the augmented eigvalsh beats the looping SVD 19x at n = 50, 10x at
 # n = 100, 8x at n = 200, and loses at n = 1000 (8 against 12 matrices/s).
 AUGMENTED_WIDTHS = {"numpy": None, "cupy": (33, 200)}
 
@@ -309,7 +309,7 @@ def isolating_failures(compute, stack, what: str, xp: ModuleType = np, vectors: 
 # largest n, fewest matrices) of the matrices the kernel reduces (A for the augmented route),
 # None: never. Design estimates, not yet measured on a GPU (`svperturb bench --kernel-sweep` times
 # the kernels beside the library calls they replace and suggests this entry): above n = 32
-# cuSOLVER's batched eigensolver is the engine's bottleneck (SPEC section 4), while the kernels'
+# cuSOLVER's batched eigensolver is the engine's bottleneck (docs/engine.md, Reference rates), while the kernels'
 # cost grows as n^3 per thread and they need thousands of matrices to fill the GPU.
 EIGENVALUE_KERNEL = {"numpy": None, "cupy": (33, 400, 4096)}
 
@@ -532,7 +532,7 @@ EXTREMES_ROUTES = ("auto", "lapack", "gram")
 # Smallest n at which `extremes` takes the Gram route with inverse iteration (None: never). On the
 # CPU it is 0.24-0.34x LAPACK at n = 33-100 (svperturb bench: eigvalsh and the batched inverse
 # each cost about half a gesdd); on CuPy the libraries' SVD loops one matrix at a time above n = 32
-# (SPEC section 4: 294 matrices/s at n = 100, against 49,000/s for eigvalsh of the Gram matrices).
+# (reference rates, docs/engine.md: 294 matrices/s at n = 100, against 49,000/s for eigvalsh of the Gram matrices).
 EXTREMES_GRAM_FROM_WIDTH = {"numpy": None, "cupy": 33}
 
 
@@ -563,7 +563,7 @@ class Extremes:
     """s_1, s_n and s_* (samples,) within the contract of LAPACK; `route` (samples,) says who
     proved each sample: 0 the Gram route, 1 inverse iteration (s_n), 2 LAPACK, 3 the augmented
     route (where tries_augmented). s_* is the smallest singular value above
-    spectra.rank_tolerance (n eps s_1; SPEC section 1): from the whole spectrum (LAPACK's, the
+    spectra.rank_tolerance (n eps s_1; docs/claims.md, Objects): from the whole spectrum (LAPACK's, the
     augmented route's), or s_n where the Gram route or inverse iteration proved s_n, as they never
     do at or below that tolerance: the Gram route needs lambda_n >~ 1e10 n eps lambda_1, inverse
     iteration s_n above its residual's rounding 2 gamma_(n+4) sqrt(||A||_1 ||A||_inf), which is

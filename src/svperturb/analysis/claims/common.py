@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from svperturb import io
-from svperturb.fit import FitSettings
+from svperturb.analysis.fit import FitSettings
+from svperturb.results import io
 
 # ---------------------------------------------------------------------------------------------
 # Reading merged results

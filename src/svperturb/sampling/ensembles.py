@@ -1,4 +1,4 @@
-"""Random weights and activation patterns, with paired, split-independent seeding (SPEC section 2).
+"""Random weights and activation patterns, with paired, split-independent seeding (docs/studies.md, The grid and seeding).
 
 A sample's random draws are a pure function of (root seed, study, width n, distribution, what is
 drawn, sample index): never of r, eta, rho, the shard size, the block size or the process that
@@ -9,12 +9,18 @@ computes them. Draws come in fixed chunks of SEED_CHUNK consecutive samples, eac
 from __future__ import annotations
 
 import itertools
+import logging
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from types import ModuleType
 
 import numpy as np
+
+from svperturb.sampling import device_draws
+
+log = logging.getLogger(__name__)
 
 DISTRIBUTIONS = ("gaussian", "uniform")
 SEED_CHUNK = 64  # samples per seed chunk; a constant of the data format, not a tuning knob
@@ -120,9 +126,7 @@ def unit_variance_matrices(
     if xp is np:
         return _scaled(_draw_range(seed, keys, start, stop, draw), scale)
     _check_range(start, stop)
-    from svperturb import device_draws  # it builds on this module
-
-    if device_draws.used_for(n, xp):
+    if device_draws_used(n, xp):
         return unit_variance_on_device(seed, study, n, distribution, start, stop, stream, xp,
                                        scale)
     out = xp.empty((stop - start, n, n))
@@ -157,15 +161,53 @@ def unit_variance_on_device(seed: int, study: str, n: int, distribution: str, st
     """unit_variance_matrices made on the device of `xp` by device_draws' kernel (without its
     first-call check, which uses this), chunks it cannot certify drawn here by NumPy."""
     _check_range(start, stop)
-    from svperturb import device_draws
-
     keys, draw, uniform = _unit_variance_stream(study, n, distribution, stream)
     chunks = range(start // SEED_CHUNK, (stop - 1) // SEED_CHUNK + 1)
     return device_draws.chunk_draws(
-        [_chunk_sequence(seed, keys, c) for c in chunks], chunks[0], start, stop, n * n,
+        [_chunk_sequence(seed, keys, c) for c in chunks], chunks[0], SEED_CHUNK, start, stop, n * n,
         uniform=uniform, scale=scale, xp=xp,
         host_chunk=lambda sequence: _scaled(_chunk_values(sequence, draw), scale).reshape(-1),
     ).reshape(-1, n, n)
+
+
+def describe_draws(xp: ModuleType) -> str:
+    """Where the studies' weights are drawn for array module `xp` (svperturb info, and each
+    shard's provenance)."""
+    if not xp.__name__.startswith("cupy"):
+        return "on the host (NumPy)"
+    if device_draws_checked(xp):
+        return (f"on the GPU up to n = {device_draws.DEVICE_DRAWS_WIDEST} (NumPy's PCG64 and "
+                "ziggurat, bit for bit), on the host above")
+    return "on the host (the GPU's draw kernel is not used here: see its warning)"
+
+
+def device_draws_used(n: int, xp: ModuleType) -> bool:
+    """Whether n x n draws for array module `xp` are made on its device: CuPy, n up to
+    DEVICE_DRAWS_WIDEST, and the kernel compiled and found to agree with NumPy
+    (device_draws_checked)."""
+    return (xp.__name__.startswith("cupy") and n <= device_draws.DEVICE_DRAWS_WIDEST
+            and device_draws_checked(xp))
+
+
+@cache
+def device_draws_checked(xp: ModuleType) -> bool:
+    """Compiles the draw kernel and makes K_6 of samples [5, 185) on the device (three seed
+    chunks, the first and last in part; Gaussian, and uniform), which must equal NumPy's bit for
+    bit; otherwise one warning, and draws stay on the host."""
+    try:
+        for distribution in DISTRIBUTIONS:
+            made = (20260530, "device draws check", 6, distribution, 5, 3 * SEED_CHUNK - 7)
+            got = unit_variance_on_device(*made, "weights", xp, scale=0.75)
+            got = got.get() if hasattr(got, "get") else np.asarray(got)
+            if not np.array_equal(got, unit_variance_matrices(*made, scale=0.75)):
+                raise ValueError("its values differ from NumPy's")
+    except Exception as error:  # noqa: BLE001 - NVRTC absent, or a kernel not NumPy's
+        log.warning("svperturb's device draws are not used (%s: %s); the weights are drawn on "
+                    "the host", type(error).__name__, error)
+        return False
+    log.info("weights up to n = %d are made on the GPU: NumPy's PCG64 and ziggurat, bit for bit",
+             device_draws.DEVICE_DRAWS_WIDEST)
+    return True
 
 
 def _scaled(values: np.ndarray, scale: float) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""Merged results to constants, verdicts, figures and the report."""

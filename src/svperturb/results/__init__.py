@@ -1,0 +1,1 @@
+"""HDF5 shards and merged files: layout, atomic writes, validation, merging, resume checks."""

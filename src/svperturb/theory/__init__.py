@@ -1,0 +1,1 @@
+"""The papers' formulas: every inequality and closed form as a function of measured quantities."""
