@@ -4,8 +4,11 @@
 #   make resume after a crash, a kill or a node failure: release Snakemake's lock, then make run
 #               (finished jobs are kept, interrupted ones rerun: rerun-incomplete is in the profile)
 #   make slurm  the same on a SLURM cluster (workflow/profiles/slurm; edit its SITE lines)
-# Variables: PYTHON (interpreter that creates the venv), CONFIG (workflow config), CORES, ARGS
-# (extra snakemake arguments), PYTEST_ARGS.
+#   make gpu-wheels  where PyPI is reachable: the wheels a CUDA node without network needs (docs/gpu.md)
+#   make gpu-check   on the CUDA node: the GPU acceptance check, logs into LOGS (docs/gpu.md)
+# Variables: PYTHON (interpreter that creates the venv; for gpu-check, the node's interpreter),
+# CONFIG (workflow config), CORES, ARGS (extra snakemake arguments), PYTEST_ARGS, WHEELS (wheel
+# folder, default .whl), LOGS (gpu-check's log folder, default gpu-check-logs).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,10 +16,12 @@ CONFIG ?= config/config.yaml
 CORES ?= all
 ARGS ?=
 PYTEST_ARGS ?=
+WHEELS ?= .whl
+LOGS ?= gpu-check-logs
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run resume slurm test install dryrun clean-results gpu-wheels
+.PHONY: run resume slurm test install dryrun clean-results gpu-wheels gpu-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,9 +58,15 @@ dryrun: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Wheels the lent GPU machine's image lacks, for .ci/gpu-check there (README: GPU check).
+# The wheels that a CUDA node's Python environment lacks, at this .venv's versions, into WHEELS:
+# run where PyPI is reachable, then bring the folder to the node with the checkout (docs/gpu.md).
 gpu-wheels: $(STAMP)
-	VENV=$(VENV) bash .ci/gpu-wheels
+	VENV=$(VENV) bash scripts/gpu-wheels $(WHEELS)
+
+# The GPU acceptance check, on the CUDA node; needs no network when WHEELS is there. Installs
+# nothing from PyPI and does not create .venv: PYTHON is the node's interpreter (with CuPy).
+gpu-check:
+	PYTHON=$(PYTHON) WHEELS=$(WHEELS) bash scripts/gpu-check $(LOGS)
 
 # Removes generated results (shards, merged files, fits, report). Asks nothing: think first.
 clean-results:

@@ -1,4 +1,5 @@
-"""Kill the workflow anywhere with SIGKILL, resume it the README's way, get the very same numbers.
+"""Kill the workflow anywhere with SIGKILL, resume it as docs/resume-and-faults.md says, get the
+very same numbers.
 
 A clean run of tests/data/resume.yaml is the reference. The interrupted run is killed at least 10
 times, at random moments inside simulate, aggregate, fit and report jobs, in two ways: the whole

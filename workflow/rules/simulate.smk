@@ -1,6 +1,6 @@
 # One job per (study, grid point, shard): an HDF5 shard written atomically by `svperturb simulate`,
 # by `resources.ranks` MPI ranks when that is > 1 (rank 0 writes). Cores, memory, GPUs, wall time
-# and the MPI launcher come from the config's `resources` block (see README). A study with BATCHED
+# and the MPI launcher come from the config's `resources` block (docs/configuration.md). A study with BATCHED
 # axes (hard_bounds) has instead one job per shard and combination of its other axes, which
 # writes the shards of every batched combination (rule simulate_<study>, below).
 
