@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import TINY_POINTS
+from support.studies import TINY_POINTS
 from svperturb.results import io
 from svperturb.studies import get_study, simulate_range
 
@@ -28,6 +28,7 @@ def write_shard(path, study_name, point, start, stop, block_size=64, keep_spectr
         "study": study_name,
         "point": io.point_path(point, study.AXES),
         "point_json": json.dumps(point, sort_keys=True),
+        **io.grid_attrs(study_name, point),
         "seed": point["seed"],
         "sample_start": start,
         "sample_stop": stop,

@@ -108,8 +108,8 @@ def test_a_shard_of_another_version_is_refused_unless_forced_and_then_flagged(tm
 
 def test_force_does_not_accept_another_data_format(tmp_path, caplog, shard):
     with h5py.File(shard, "r+") as fh:
-        fh.attrs["format_version"] = io.FORMAT_VERSION - 1
-    assert_refused(tmp_path, caplog, shard, f"data format {io.FORMAT_VERSION - 1}",
+        fh.attrs["format_version"] = min(io.MERGED_SHARD_FORMATS) - 1  # before the `fault`
+    assert_refused(tmp_path, caplog, shard, f"data format {min(io.MERGED_SHARD_FORMATS) - 1}",
                    extra=("--force",))
 
 

@@ -37,6 +37,7 @@ from svperturb.results import io
 from svperturb.results.io import OutputError, ShardError, write_text_atomic
 from svperturb.sampling import ensembles
 from svperturb.studies import (
+    AXIS_TYPES,
     StudyError,
     batched_axes,
     block_size_for,
@@ -49,17 +50,6 @@ from svperturb.studies import (
 
 log = logging.getLogger("svperturb")
 
-AXIS_TYPES = {
-    "distribution": str,
-    "width": int,
-    "weight_scale": float,
-    "activation_slope": float,
-    "activity": float,
-    "depth": int,
-    "entry_bound": float,
-    "weight_pattern": str,
-    "batch_size": int,
-}
 # Axes vectorised inside a job (a study's INNER), given as lists on the command line.
 INNER_AXES = ("skip", "theta")
 
@@ -159,6 +149,7 @@ def _simulate_points(args: argparse.Namespace, points: list[dict], outputs: list
                 "study": args.study,
                 "point": io.point_path(point, study.AXES),
                 "point_json": json.dumps(point, sort_keys=True),
+                **io.grid_attrs(args.study, point),
                 "seed": args.seed,
                 "sample_start": start,
                 "sample_stop": stop,
@@ -273,7 +264,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     try:
         index = write_report(Path(args.results), Path(args.fits), Path(args.claims),
-                             Path(args.output_dir))
+                             Path(args.output_dir), args.figures_dir)
     except OSError as exc:
         if isinstance(exc, OutputError):
             raise
@@ -443,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fits", required=True)
     p.add_argument("--claims", required=True)
     p.add_argument("--output-dir", required=True)
+    p.add_argument("--figures-dir", help="where the figures' PNGs go (default: --output-dir)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("cluster-args", help="Snakemake arguments a config implies for cluster runs "

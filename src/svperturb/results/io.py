@@ -1,21 +1,24 @@
 """HDF5 layout: shards written atomically, validated and merged into one file per study.
 
 Shard `results/shards/<study>/<point>/shard-<k>.h5`:
-  attrs      provenance (study, point, sample range, seed, data hash, backend, device, eigensolver,
-             versions, wall time)
+  attrs      provenance (study, point, typed grid values, sample range, seed, data hash, backend,
+             device, eigensolver, versions, wall time)
   /<name>    per-sample arrays, first axis = samples of the shard, in sample order
   /spectra/<name>  full spectra of the samples whose global index is below `keep_spectra`
 Merged `results/<study>.h5`: one group per grid point, named by its path
 (`distribution=gaussian/width=100/...`), holding the concatenated datasets and the point's attrs.
+It describes itself (docs/data-format.md): typed grid values as group attributes, each dataset's
+description, units and equation from its study's DATASETS, its axes as HDF5 dimension scales
+(`sample`, `skip`, ...: named dimensions with coordinates for netCDF readers such as xarray).
 
 A shard exists complete or not at all: it is written to a temporary file beside the target,
 flushed, fsync'ed, and renamed over it; a failed write (full disk, quota, I/O error) removes the
 temporary file and raises OutputError naming the path. Temporary files left by a killed job are
 removed when the job reruns.
 
-Every shard carries the per-sample dataset `fault` (studies.FAULT_*): merging refuses a NaN or an
-infinity in a study's FINITE datasets outside the samples flagged there, and PointData leaves the
-flagged samples out of every array it returns.
+Every shard carries the per-sample dataset `fault` (studies.FAULT_*, an HDF5 enum): merging
+refuses a NaN or an infinity in a study's finite datasets outside the samples flagged there, and
+PointData leaves the flagged samples out of every array it returns.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import platform
 import socket
@@ -38,12 +42,25 @@ import numpy as np
 import scipy
 
 from svperturb import __version__
-from svperturb.studies import get_study, spectra_rows
+from svperturb.studies import AXIS_TYPES, get_study, spectra_rows
+from svperturb.studies.datasets import DIMENSIONS, Dataset, finite_datasets, table
 from svperturb.studies.faults import FAULT_NAMES
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # bump when the meaning of stored data changes (2: the per-sample `fault`)
+# The files' layout: 2 the per-sample `fault`; 3 self-describing (typed grid attributes, dimension
+# scales, dataset descriptions, `fault` an HDF5 enum, compression, relative shard paths).
+FORMAT_VERSION = 3
+MERGED_SHARD_FORMATS = (2, 3)  # shards aggregate merges: format 2 holds the same numbers
+READ_MERGED_FORMATS = (2, 3)  # merged files PointData reads
+# What data_hash covers besides the point: bump it when the meaning of stored numbers changes
+# (2: the per-sample `fault`), and leave only the new format in MERGED_SHARD_FORMATS.
+NUMBERS_VERSION = 2
+FAULT_DTYPE = h5py.enum_dtype({name: code for code, name in FAULT_NAMES.items()}, basetype="u1")
+# Filters of the merged files' datasets of at least COMPRESS_FROM_BYTES (a smaller one's chunk index
+# outweighs what it saves): measured in docs/data-format.md, Compression.
+COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+COMPRESS_FROM_BYTES = 8192
 
 
 class ShardError(RuntimeError):
@@ -83,9 +100,15 @@ def format_value(value: Any) -> str:
 
 
 def data_hash(identity: Mapping[str, Any]) -> str:
-    """Hash of everything that determines a shard's numbers (not how the work was split)."""
-    text = json.dumps({**identity, "format_version": FORMAT_VERSION}, sort_keys=True)
+    """Hash of everything that determines a shard's numbers (not how the work was split, nor the
+    files' layout: format 2 and 3 shards of a point hash alike)."""
+    text = json.dumps({**identity, "format_version": NUMBERS_VERSION}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def grid_attrs(study: str, point: Mapping[str, Any]) -> dict[str, Any]:
+    """A grid point's values as typed attributes: {'width': 100, 'weight_scale': 2.0, ...}."""
+    return {axis: AXIS_TYPES[axis](point[axis]) for axis in get_study(study).AXES}
 
 
 def _atomic_target(path: Path) -> Path:
@@ -146,10 +169,11 @@ class AtomicHDF5:
             self.tmp.unlink(missing_ok=True)
             raise _write_failed(self.path, exc) from exc
 
-    def dataset(self, name: str, shape: tuple, dtype) -> h5py.Dataset:
-        """The dataset `name`, created on first use (intermediate groups included)."""
+    def dataset(self, name: str, shape: tuple, dtype, **options) -> h5py.Dataset:
+        """The dataset `name`, created on first use (intermediate groups included; `options` of
+        h5py's create_dataset, e.g. filters)."""
         if name not in self.datasets:
-            self.datasets[name] = self.file.create_dataset(name, shape, dtype=dtype)
+            self.datasets[name] = self.file.create_dataset(name, shape, dtype=dtype, **options)
         return self.datasets[name]
 
     def close(self, publish: bool) -> None:
@@ -220,7 +244,8 @@ class ShardWriter:
         if "fault" in per_sample:
             self.fault_count += int(np.count_nonzero(per_sample["fault"]))
         for name, values in per_sample.items():
-            dataset = self.out.dataset(name, (self.n_samples, *values.shape[1:]), values.dtype)
+            dtype = FAULT_DTYPE if name == "fault" else values.dtype
+            dataset = self.out.dataset(name, (self.n_samples, *values.shape[1:]), dtype)
             dataset[offset : offset + len(values)] = values
         keep = max(0, min(self.n_spectra - offset, self.n_samples))
         for name, values in spectra.items():
@@ -283,10 +308,12 @@ def merge_shards(study: str, shards: list[str | Path], samples: int, output: str
     truncated file, another study, data format or svperturb version (the version: unless `force`,
     which records the mismatch in the merged point for the report to flag), settings other than
     `expected_point(point path)` (grid point with its inner axes and seed), samples that do not
-    cover [0, `samples`) exactly once, datasets of the wrong length, and a NaN or an infinity in a
-    FINITE dataset of the study outside the samples its `fault` dataset flags.
+    cover [0, `samples`) exactly once, datasets of the wrong length or not in the study's DATASETS,
+    and a NaN or an infinity in a finite dataset of the study outside the samples its `fault`
+    dataset flags. Shards of every format in MERGED_SHARD_FORMATS merge into the current format;
+    the merged file records shard paths relative to its own folder (the results folder).
     """
-    finite = get_study(study).FINITE
+    module = get_study(study)
     by_point: dict[str, list[tuple[int, int, Path, dict]]] = {}
     for shard in map(Path, shards):
         attrs = _shard_attrs(shard, study, samples, expected_point, force)
@@ -298,6 +325,8 @@ def merge_shards(study: str, shards: list[str | Path], samples: int, output: str
     with AtomicHDF5(output) as out:
         try:
             out.file.attrs["study"] = study
+            out.file.attrs["description"] = " ".join(module.__doc__.split("\n\n")[0].split())
+            out.file.attrs["axes"] = list(module.AXES)  # a group's path: axis=value/...
             out.file.attrs["format_version"] = FORMAT_VERSION
             out.file.attrs["created"] = datetime.now(UTC).isoformat(timespec="seconds")
             for key, value in software_versions().items():
@@ -305,7 +334,7 @@ def merge_shards(study: str, shards: list[str | Path], samples: int, output: str
             for point in sorted(by_point):
                 parts = sorted(by_point[point], key=lambda p: p[0])
                 _check_coverage(point, parts, samples)
-                merged[point] = _merge_point(out, point, parts, samples, finite)
+                merged[point] = _merge_point(out, point, parts, samples, module)
         except OSError as exc:
             raise _write_failed(output, exc) from exc
     return merged
@@ -324,9 +353,9 @@ def _shard_attrs(shard: Path, study: str, samples: int, expected_point, force: b
         raise ShardError(f"{shard}: missing attributes {missing}; {again}")
     if attrs["study"] != study:
         raise ShardError(f"{shard}: belongs to study {attrs['study']!r}, not {study!r}; {again}")
-    if attrs["format_version"] != FORMAT_VERSION:
-        raise ShardError(f"{shard}: data format {attrs['format_version']}, this code reads "
-                         f"{FORMAT_VERSION}; {again}")
+    if attrs["format_version"] not in MERGED_SHARD_FORMATS:
+        raise ShardError(f"{shard}: data format {attrs['format_version']}, this code merges "
+                         f"formats {', '.join(map(str, MERGED_SHARD_FORMATS))}; {again}")
     made_by = attrs.get("version_svperturb")
     if made_by != __version__:
         if not force:
@@ -367,23 +396,27 @@ def _check_coverage(point, parts, samples):
 
 
 MERGED_AWAY = ("sample_start", "sample_stop", "shard", "wall_seconds", "created", "hostname",
-               "command", "fault_count")
+               "command", "fault_count", "format_version")
 
 
-def _merge_point(out: AtomicHDF5, point: str, parts, samples: int, finite: tuple[str, ...]) -> int:
+def _merge_point(out: AtomicHDF5, point: str, parts, samples: int, study) -> int:
     """Copy a point's shards, in sample order, into the group `point`: each shard is opened once,
-    checked (_check_shard_data) and written; the first one fixes the layout."""
+    checked (_check_shard_data) and written; the first one fixes the layout. Then every axis is
+    attached to its dimension scale (_attach_dimensions)."""
     group = out.file.create_group(point)
     first_attrs = parts[0][3]
+    point_values = json.loads(first_attrs["point_json"])
     for key, value in first_attrs.items():
         if key not in MERGED_AWAY:
             group.attrs[key] = value
+    group.attrs.update(grid_attrs(study.NAME, point_values))
     group.attrs["samples"] = samples
-    group.attrs["shards"] = [str(p[2]) for p in parts]
+    group.attrs["shards"] = [os.path.relpath(p[2], out.path.parent) for p in parts]
     group.attrs["compute_seconds"] = float(sum(p[3].get("wall_seconds", 0.0) for p in parts))
     versions = sorted({str(p[3].get("version_svperturb")) for p in parts} - {__version__})
     group.attrs["version_mismatch"] = ", ".join(versions)  # empty unless merged with force
     keep = first_attrs["keep_spectra"]
+    described = table(study)
     layout: dict[str, tuple] = {}
     faults = []
     for start, stop, shard, _ in parts:
@@ -396,15 +429,76 @@ def _merge_point(out: AtomicHDF5, point: str, parts, samples: int, finite: tuple
                                      f"{regenerate_command(shard)}")
                 for name, (shape, dtype) in layout.items():
                     rows = spectra_rows(0, samples, keep) if name.startswith("spectra/") else samples
-                    out.dataset(f"{point}/{name}", (rows, *shape[1:]), dtype)
+                    _described_dataset(out, point, name, (rows, *shape[1:]), dtype,
+                                       _entry(described, name, len(shape), study.NAME, shard))
             data = {name: _read_dataset(fh, shard, name, parts[0][2]) for name in layout}
-        _check_shard_data(shard, data, stop - start, spectra_rows(start, stop, keep), finite)
+        _check_shard_data(shard, data, stop - start, spectra_rows(start, stop, keep),
+                          finite_datasets(described))
         faults.extend((start + int(i), int(data["fault"][i])) for i in np.flatnonzero(data["fault"]))
         for name, values in data.items():  # spectra rows are the first samples, as is the shard's
             out.datasets[f"{point}/{name}"][start : start + len(values)] = values
     group.attrs["fault_count"] = len(faults)
     group.attrs["faults_json"] = json.dumps(faults[:1000])  # (sample, code); the count is exact
+    _attach_dimensions(out, point, {name: described[name] for name in layout},
+                       {axis: point_values[axis] for axis in study.INNER})
     return samples
+
+
+def _entry(described: Mapping[str, Dataset], name: str, ndim: int, study: str,
+           shard: Path) -> Dataset:
+    """The table entry of a shard's dataset; ShardError where the study has none that fits."""
+    entry = described.get(name)
+    if entry is None or len(entry.dims) != ndim:
+        found = "not one of" if entry is None else f"of {ndim} axes, not {len(entry.dims)} as in"
+        raise ShardError(f"{shard}: dataset {name!r} is {found} the datasets of study {study} "
+                         f"(studies/{study}.py, DATASETS); regenerate it: "
+                         f"{regenerate_command(shard)}")
+    return entry
+
+
+def _described_dataset(out: AtomicHDF5, point: str, name: str, shape: tuple, dtype,
+                       entry: Dataset) -> None:
+    """A merged dataset, compressed from COMPRESS_FROM_BYTES, with its table entry as attributes;
+    `fault` is the HDF5 enum whatever its shards' type."""
+    size = math.prod(shape) * np.dtype(dtype).itemsize
+    dataset = out.dataset(f"{point}/{name}", shape, FAULT_DTYPE if name == "fault" else dtype,
+                          **(COMPRESSION if size >= COMPRESS_FROM_BYTES else {}))
+    dataset.attrs.update(description=entry.description, units=entry.units,
+                         equation=entry.equation)
+
+
+def _attach_dimensions(out: AtomicHDF5, point: str, described: Mapping[str, Dataset],
+                       inner: Mapping[str, list]) -> None:
+    """Attach each axis of the point's datasets to the dimension scale of its name in the
+    dataset's own group (the point's or its spectra/), created on first use: sample indices for
+    `sample` and `spectrum_sample`, the sorted inner values for `skip` and `theta`, positions
+    1, 2, ... for the others."""
+    scales: dict[str, h5py.Dataset] = {}
+    for name, entry in described.items():
+        dataset = out.datasets[f"{point}/{name}"]
+        for axis, dim in enumerate(entry.dims):
+            path = f"{dataset.parent.name}/{dim}"
+            size = dataset.shape[axis]
+            if path not in scales:
+                if dim in inner:
+                    coordinate = np.asarray(sorted(inner[dim]), dtype=float)
+                else:
+                    coordinate = np.arange(size) + (dim not in ("sample", "spectrum_sample"))
+                scales[path] = _described_scale(out, path, dim, coordinate)
+            if scales[path].shape[0] != size:
+                raise ValueError(f"{point}/{name}: axis {axis} ({dim}) has {size} values, the "
+                                 f"dimension {path} {scales[path].shape[0]}")
+            dataset.dims[axis].attach_scale(scales[path])
+
+
+def _described_scale(out: AtomicHDF5, path: str, dim: str, coordinate: np.ndarray) -> h5py.Dataset:
+    """The dimension scale `dim` at `path`, holding `coordinate`, described by DIMENSIONS."""
+    scale = out.dataset(path, coordinate.shape, coordinate.dtype)
+    scale[...] = coordinate
+    scale.make_scale(dim)
+    entry = DIMENSIONS[dim]
+    scale.attrs.update(description=entry.description, units=entry.units, equation=entry.equation)
+    return scale
 
 
 def _open_shard(shard: Path) -> h5py.File:
@@ -429,7 +523,7 @@ def _read_dataset(fh: h5py.File, shard: Path, name: str, reference: Path) -> np.
 def _check_shard_data(shard: Path, data: dict[str, np.ndarray], rows: int, spectra_rows: int,
                       finite: tuple[str, ...]) -> None:
     """Lengths (`rows` per sample, `spectra_rows` of spectra), fault codes, and no NaN or infinity
-    in FINITE datasets of unflagged samples."""
+    in the finite datasets of unflagged samples."""
     again = f"regenerate it: {regenerate_command(shard)}"
     for name, values in data.items():
         expected = spectra_rows if name.startswith("spectra/") else rows
@@ -502,10 +596,21 @@ class PointData:
         return int(np.flatnonzero(self._valid)[row]) if self.fault_count else int(row)
 
 
+class FormatError(RuntimeError):
+    """A merged file of a data format this code does not read; the message says what to run."""
+
+
 def iter_points(path: str | Path) -> Iterator[PointData]:
-    """Every grid point of a merged study file, in sorted path order."""
+    """Every grid point of a merged study file, in sorted path order (formats READ_MERGED_FORMATS;
+    FormatError for another, naming the command that merges its shards again)."""
     path = Path(path)
     with h5py.File(path, "r") as fh:
+        version = _plain(fh.attrs.get("format_version"))
+        if version not in READ_MERGED_FORMATS:
+            raise FormatError(
+                f"{path}: data format {version}, this code reads formats "
+                f"{', '.join(map(str, READ_MERGED_FORMATS))}; merge its shards again: rm '{path}' "
+                f"&& make run (with your CONFIG=...), or snakemake --forcerun '{path}'")
         found = []
 
         def visit(name, obj):

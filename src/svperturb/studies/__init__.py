@@ -5,7 +5,8 @@ shards), INNER (grid keys vectorised inside a job, because every value is paired
 matrices), optionally BATCHED (axes among AXES whose points one job computes in turn, a shard
 each: a process per point costs more than the point, and the values do not change the draws) and
 `simulate(point, start, stop, xp) -> (per_sample, spectra)`: dicts of arrays whose first axis is
-the samples [start, stop), and FINITE: the datasets that are finite for every computable sample.
+the samples [start, stop), and DATASETS: what each stored dataset holds, its axes, and whether it is
+finite for every computable sample (studies/datasets.py; the merged files carry it).
 A study may add `simulate_points(points, start, stop, xp)`, a list of what `simulate` gives for
 each point, sharing the work the points share: a job of several points calls it once per block.
 Full spectra are stored for the samples below a global index `spectra_stop` only (the config's
@@ -15,7 +16,7 @@ the others (unit_variance: s_1 and s_* of the rest by the engine's faster route)
 spectra are cut to those rows here.
 
 Numerical faults: a sample whose spectra cannot be computed (LAPACK does not converge, or a NaN or
-an infinity lands in one of the study's FINITE datasets) is recorded, not dropped: the per-sample
+an infinity lands in one of the study's finite datasets) is recorded, not dropped: the per-sample
 dataset `fault` holds FAULT_OK, FAULT_ERROR or FAULT_NON_FINITE, a warning names the sample and the
 seed, and readers (io.PointData) leave faulty samples out of every statistic.
 """
@@ -36,6 +37,7 @@ import numpy as np
 
 from svperturb.linalg.backend import to_host
 from svperturb.sampling.ensembles import SEED_CHUNK
+from svperturb.studies.datasets import finite_datasets
 from svperturb.studies.faults import FAULT_ERROR, FAULT_NAMES, FAULT_NON_FINITE, FAULT_OK
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,20 @@ STUDIES: tuple[str, ...] = (
     "rho_paths",          # claim 15 (Figure 2)
     "toy_network",        # claim 16 (Figure 8)
 )
+
+
+# The type of each grid axis's values (command line, typed attributes of the merged groups).
+AXIS_TYPES: dict[str, type] = {
+    "distribution": str,
+    "width": int,
+    "weight_scale": float,
+    "activation_slope": float,
+    "activity": float,
+    "depth": int,
+    "entry_bound": float,
+    "weight_pattern": str,
+    "batch_size": int,
+}
 
 
 class StudyError(ValueError):
@@ -315,7 +331,8 @@ def _point_alone(study: ModuleType, point, start: int, stop: int, xp, spectra_st
 
 def _with_faults(study: ModuleType, point, start: int, stop: int, per_sample, spectra, fault,
                  errors) -> tuple[dict, dict]:
-    """Marks the samples with a non-finite FINITE value, warns of every fault, adds `fault`."""
+    """Marks the samples with a non-finite value in a finite dataset, warns of every fault, adds
+    `fault`."""
     non_finite = _non_finite_rows(study, stop - start, {
         **per_sample, **{f"spectra/{k}": v for k, v in spectra.items()}})
     fault[(fault == FAULT_OK) & non_finite] = FAULT_NON_FINITE
@@ -369,10 +386,10 @@ def _blank_rows(per_sample: Mapping[str, np.ndarray], spectra: Mapping[str, np.n
 
 
 def _non_finite_rows(study: ModuleType, size: int, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Which of `size` samples have a NaN or an infinity in one of the study's FINITE datasets
+    """Which of `size` samples have a NaN or an infinity in one of the study's finite datasets
     (spectra: of the first samples, those that have one)."""
     bad = np.zeros(size, dtype=bool)
-    for key in study.FINITE:
+    for key in finite_datasets(study.DATASETS):
         values = arrays[key]
         if len(values):
             bad[:len(values)] |= ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)

@@ -29,13 +29,23 @@ from svperturb.sampling.ensembles import (
     unit_variance_matrices,
     weight_std,
 )
+from svperturb.studies.datasets import KEPT_SAMPLES_PER_SKIP, PER_SKIP, Dataset, extremes
 
 NAME = "convnet_vs_resnet"
 AXES = ("distribution", "width", "weight_scale", "activation_slope", "activity")
 INNER = ("skip",)
-# Finite for every computable sample (largest singular values, whole spectra): a NaN or an
-# infinity here marks the sample as a numerical fault (studies.simulate_range).
-FINITE = ("s1", "spectra/singular_values")
+# The stored datasets (studies/datasets.py); finite: a NaN or an infinity marks a numerical fault.
+DATASETS = {
+    **extremes("A", "A = (D1 W1 + rho I) D: the ConvNet at rho = 0, the ResNet at rho = 1 (at rho "
+               "= 0 kappa / n follows Edelman's law (154))", PER_SKIP,
+               equation="(154), Theorem 42"),
+    "abs_identity_error": Dataset(
+        "for |eta| = 1 only: largest deviation over i of s_i(M D) and s_i(D M) from s_i(M), M = D1 "
+        "W1 + rho I, beyond the spectra's proven errors, over s_1(M)", PER_SKIP,
+        equation="(79), Proposition 23"),
+    "spectra/singular_values": Dataset("singular values of A(rho) = (D1 W1 + rho I) D, decreasing",
+                                       KEPT_SAMPLES_PER_SKIP, finite=True),
+}
 
 
 def simulate(point, start, stop, xp):

@@ -47,6 +47,7 @@ from svperturb.sampling.ensembles import (
     unit_variance_matrices,
     weight_std,
 )
+from svperturb.studies.datasets import COUNT, KEPT_SAMPLES_PER_SKIP, PER_SKIP, Dataset
 from svperturb.theory.bounds import (
     batch_condition_bound,
     batch_singular_value_lower_bound,
@@ -57,9 +58,86 @@ from svperturb.theory.bounds import (
 NAME = "data_factor"
 AXES = ("distribution", "width", "weight_scale", "activation_slope", "activity", "batch_size")
 INNER = ("skip",)
-# Finite for every computable sample (largest singular values, whole spectra): a NaN or an
-# infinity here marks the sample as a numerical fault (studies.simulate_range).
-FINITE = ("spectra/singular_values_Q", "spectra/singular_values_T")
+# The stored datasets (studies/datasets.py); finite: a NaN or an infinity marks a numerical fault.
+# Datum g = 1..G of the mini-batch: M^(g) = D1^(g) W1 + rho I, Q^(g) = diag(z^(g)) (x) (M^(g)
+# D^(g)) (49); "datum 1": of the first datum alone. Checks beyond rounding.
+Q_KEPT_SAMPLES = ("spectrum_sample", "skip", "index_ij")
+
+
+def _check(tag: str, equation: str, error: str, violations: str) -> dict[str, Dataset]:
+    """err_<tag>: the `error` in `equation`; violations_<tag>: what exceeds rounding."""
+    return {f"err_{tag}": Dataset(error, PER_SKIP, equation=equation),
+            f"violations_{tag}": Dataset(f"{violations} beyond rounding", PER_SKIP, COUNT,
+                                         equation)}
+
+
+DATASETS = {
+    **_check("51", "(51), Lemma 8", "largest |s_{i,j}(Q) - s_i(M D) |z[j]|| over (i, j), over "
+             "s_1(Q); largest over the data", "data whose discrepancy in (51) is"),
+    **_check("54", "(54), Corollary 9", "largest relative discrepancy |kappa(Q) - kappa(M D) "
+             "kappa(diag z)| / (kappa(M D) kappa(diag z)) over the data",
+             "data whose discrepancy in (54) is"),
+    **_check("59", "(59), Lemma 10", "largest discrepancy between the eigenvalues of the dense A = "
+             "(1/G) sum_g Q^(g)T Q^(g) and those of its blocks A_j, over lambda_max(A)",
+             "1 where the discrepancy in (59) is"),
+    **_check("50", "(50), Lemma 8", "|loss_true - loss_paper| / max(loss_true, loss_paper)",
+             "1 where |loss_true - loss_paper| is"),
+    **_check("56", "(56), Lemma 10", "|loss_batch_true - loss_batch_paper| / max of the two",
+             "1 where |loss_batch_true - loss_batch_paper| is"),
+    "kappa_MD": Dataset("kappa(M D), datum 1", PER_SKIP, equation="(54)"),
+    "kappa_diag_z": Dataset("kappa(diag z) = max_j |z[j]| / min_j |z[j]|, datum 1", PER_SKIP,
+                            equation="(54)"),
+    "kappa_Q": Dataset("kappa(Q) from its singular values (LAPACK), datum 1", PER_SKIP,
+                       equation="(54)"),
+    "violations_57": Dataset("eigenvalues lambda_i(A_j) = s_{i,j}^2(Q_batch) above the upper bound "
+                             "(1/G) sum_g z^(g)[j]^2 s_1^2(M^(g) D^(g)) beyond rounding", PER_SKIP,
+                             COUNT, "(57), Lemma 10"),
+    "ratio_57": Dataset("max over (i, j) of lambda_i(A_j) over the upper bound of (57) (<= 1)",
+                        PER_SKIP, equation="(57), Lemma 10"),
+    "violations_58": Dataset("eigenvalues lambda_i(A_j) below the lower bound (1/G) sum_g "
+                             "z^(g)[j]^2 s_n^2(M^(g) D^(g)) beyond rounding", PER_SKIP, COUNT,
+                             "(58), Lemma 10"),
+    "ratio_58": Dataset("min over (i, j) of lambda_i(A_j) over the lower bound of (58) (>= 1), "
+                        "over the j whose bound is above rounding; NaN where none is (ReLU "
+                        "patterns)",
+                        PER_SKIP, equation="(58), Lemma 10"),
+    "kappa_Q_batch": Dataset("kappa(Q_batch), from the SVD of [Q^(1); ...; Q^(G)] / sqrt(G), whose "
+                             "Gram matrix is A", PER_SKIP, equation="(63), Corollary 11"),
+    "bound_63": Dataset("(C / c) max_j zbar[j] / min*_j zbar[j], zbar the root mean square of "
+                        "z^(g) over the batch; NaN where c is within rounding of 0 (not "
+                        "applicable)",
+                        PER_SKIP, equation="(63), Corollary 11"),
+    "violations_63": Dataset("1 where kappa(Q_batch) exceeds bound_63 beyond rounding", PER_SKIP,
+                             COUNT, "(63), Corollary 11"),
+    "C": Dataset("C = max_g s_1(M^(g) D^(g))", PER_SKIP, equation="(62)"),
+    "c": Dataset("c = min_g s_n(M^(g) D^(g))", PER_SKIP, equation="(62)"),
+    "loss_true": Dataset("||M D W z||^2 for the probe W (iid N(0, 1)), datum 1", PER_SKIP,
+                         equation="(47)"),
+    "loss_paper": Dataset("w^T Q^T Q w, w = W flattened row by row, datum 1", PER_SKIP,
+                          equation="(50), Lemma 8"),
+    "loss_batch_true": Dataset("(1/G) sum_g ||M^(g) D^(g) W z^(g)||^2", PER_SKIP, equation="(56)"),
+    "loss_batch_paper": Dataset("(1/G) sum_g w^T Q^(g)T Q^(g) w = w^T A w", PER_SKIP,
+                                equation="(56), Lemma 10"),
+    "err_true_form": Dataset("|w^T T^T T w - loss_true| / loss_true, T = (M D) (x) z^T (so that "
+                             "M D W z = T w), datum 1", PER_SKIP, equation="(47)"),
+    "err_true_spectrum": Dataset("largest |s_i(T) - ||z|| s_i(M D)| over ||z|| s_1(M D), datum 1",
+                                 PER_SKIP, equation="(47)"),
+    "kappa_true": Dataset("kappa(T) (= kappa(M D)), datum 1", PER_SKIP, equation="(47)"),
+    "kappa_true_batch": Dataset("kappa(T_batch), T_batch = [T^(1); ...; T^(G)] / sqrt(G)",
+                                PER_SKIP, equation="(47)"),
+    "rank_true_batch": Dataset("numerical rank of T_batch", PER_SKIP, COUNT, "(47)"),
+    "spectra/singular_values_Q": Dataset("singular values of Q (LAPACK), decreasing, datum 1",
+                                         Q_KEPT_SAMPLES, equation="(49)", finite=True),
+    "spectra/predicted_Q": Dataset("s_i(M D) |z[j]| over (i, j), decreasing, datum 1", Q_KEPT_SAMPLES,
+                                   equation="(51), Lemma 8"),
+    "spectra/eigenvalues_A": Dataset("eigenvalues of the dense A = (1/G) sum_g Q^(g)T Q^(g), "
+                                     "increasing", Q_KEPT_SAMPLES, equation="(59), Lemma 10"),
+    "spectra/eigenvalues_blocks": Dataset("eigenvalues of the blocks A_j, all j together, "
+                                          "increasing", Q_KEPT_SAMPLES, equation="(59), Lemma 10"),
+    "spectra/singular_values_T": Dataset("singular values of T = (M D) (x) z^T (LAPACK), "
+                                         "decreasing, datum 1", KEPT_SAMPLES_PER_SKIP,
+                                         equation="(47)", finite=True),
+}
 
 
 def bytes_per_sample(point) -> int:

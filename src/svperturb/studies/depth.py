@@ -44,16 +44,35 @@ from svperturb.sampling.ensembles import (
     unit_variance_matrices,
     weight_std,
 )
+from svperturb.studies.datasets import KEPT_SAMPLES_PER_SKIP, PER_SKIP, Dataset, extremes
 
 NAME = "depth"
 AXES = ("distribution", "width", "weight_scale", "activation_slope", "activity", "depth")
 INNER = ("skip",)
-# Finite for every computable sample (largest singular values, whole spectra): a NaN or an
-# infinity here marks the sample as a numerical fault (studies.simulate_range).
-FINITE = (
-    "s1_layers", "s1_single", "spectra/singular_values_layers", "spectra/singular_values_single",
-)
 ARCHITECTURES = ("single", "layers")
+
+
+def _architecture_datasets(arch: str, matrix: str, equation: str) -> dict[str, Dataset]:
+    """The datasets of one architecture, `matrix` its A(rho)."""
+    return {
+        **extremes("A", matrix, PER_SKIP, f"_{arch}", equation),
+        f"s_star_{arch}": Dataset(
+            f"s_*(A): the smallest singular value above the rank tolerance n eps s_1, {matrix}; at "
+            "rho = 0 (the ConvNet Mo D) 1 / s_1(A^+) from the factors' inverses; NaN where A = 0",
+            PER_SKIP, equation=equation),
+        f"spectra/singular_values_{arch}": Dataset(
+            f"singular values of A (direct SVD), decreasing, {matrix}", KEPT_SAMPLES_PER_SKIP,
+            equation=equation, finite=True),
+    }
+
+
+# The stored datasets (studies/datasets.py); finite: a NaN or an infinity marks a numerical fault.
+DATASETS = {
+    **_architecture_datasets("single", "A = (Mo + rho I) D, one skip over the p layers, Mo = "
+                             "D_p W_p ... D_1 W_1", "(40), (44), (45)"),
+    **_architecture_datasets("layers", "A = (D_p W_p + rho I) ... (D_1 W_1 + rho I) D, a skip at "
+                             "every layer", "(36), (39)"),
+}
 
 
 def weight_stream(layer: int) -> str:

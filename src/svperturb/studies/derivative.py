@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from svperturb.sampling.ensembles import unit_variance_matrices, weight_std
+from svperturb.studies.datasets import COUNT, KEPT_SAMPLES_PER_SKIP, PER_SKIP, SAMPLE, Dataset
 from svperturb.theory.perturbation import (
     HALF_WIDTH,
     central_difference,
@@ -36,9 +37,52 @@ from svperturb.theory.perturbation import (
 NAME = "derivative"
 AXES = ("distribution", "width", "weight_scale")
 INNER = ("skip",)
-# Finite for every computable sample (largest singular values, whole spectra): a NaN or an
-# infinity here marks the sample as a numerical fault (studies.simulate_range).
-FINITE = ("s1_W", "spectra/singular_values")
+# Checked: the s_i of W1 + rho I whose isolation distance d_i is at least 20 h (h = 2^-14).
+PER_I = ("sample", "skip", "index")
+
+
+def _check_datasets(tag: str, analytic: str, differenced: str) -> dict[str, Dataset]:
+    """The datasets of the derivative formula of equation `tag`: `analytic` against the central
+    difference of `differenced`."""
+    equation = f"({tag}), Lemma 14"
+    return {
+        f"max_error_{tag}": Dataset(
+            f"largest |analytic - finite difference| over the checked i: {analytic} against the "
+            f"7-point central difference of {differenced}; NaN where no i is checked", PER_SKIP,
+            equation=equation),
+        f"max_ratio_{tag}": Dataset("largest |analytic - finite difference| / tolerance over the "
+                                    "checked i (<= 1); NaN where no i is checked", PER_SKIP,
+                                    equation=equation),
+        f"violations_{tag}": Dataset("checked i whose error exceeds its tolerance", PER_SKIP,
+                                     COUNT, equation),
+        f"error_{tag}": Dataset("|analytic - finite difference| per i (float32); NaN where i is "
+                                "not checked", PER_I, equation=equation),
+    }
+
+
+# The stored datasets (studies/datasets.py); finite: a NaN or an infinity marks a numerical fault.
+DATASETS = {
+    "s1_W": Dataset("s_1(W1), W1 = Mo = K_n / (r sqrt(8n)) (111)", SAMPLE, finite=True),
+    **_check_datasets("66", "s_i'(rho) = u_i^T v_i", "s_i"),
+    **_check_datasets("65", "lambda_i'(rho) = 2 u_i^T Mo u_i + 2 rho", "lambda_i = s_i^2"),
+    "tolerance_66": Dataset("error budget of (66) per i (truncation, rounding, vectors; float32); "
+                            "NaN where i is not checked", PER_I, equation="(66), Lemma 14"),
+    "checked": Dataset("singular values i checked (isolation distance d_i >= 20 h)", PER_SKIP,
+                       COUNT),
+    "excluded": Dataset("singular values i not checked (d_i < 20 h)", PER_SKIP, COUNT),
+    "min_isolation": Dataset("min_i d_i, d_i the distance of s_i to the rest of {+-s_j}", PER_SKIP),
+    "spectra/weights": Dataset("the weights W1 = Mo", ("spectrum_sample", "row", "column"),
+                               equation="(111)"),
+    "spectra/singular_values": Dataset("singular values s_i of W1 + rho I, decreasing",
+                                       KEPT_SAMPLES_PER_SKIP, finite=True),
+    "spectra/derivative": Dataset("analytic derivative s_i'(rho) = u_i^T v_i", KEPT_SAMPLES_PER_SKIP,
+                                  equation="(66), Lemma 14"),
+    "spectra/finite_difference": Dataset("7-point central difference of s_i at rho, step h = 2^-14",
+                                         KEPT_SAMPLES_PER_SKIP),
+    "spectra/isolation": Dataset("isolation distance d_i of s_i to the rest of {+-s_j}: "
+                                 "min(s_(i-1) - s_i, s_i - s_(i+1)), -s_n for s_(n+1)",
+                                 KEPT_SAMPLES_PER_SKIP),
+}
 
 
 def bytes_per_sample(point) -> int:

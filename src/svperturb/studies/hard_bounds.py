@@ -37,6 +37,7 @@ from svperturb.sampling.ensembles import (
     bounded_unit_matrices,
     pattern_ranks,
 )
+from svperturb.studies.datasets import COUNT, KEPT_SAMPLES, SAMPLE, Dataset, extremes
 from svperturb.theory.bounds import (
     condition_bound_hard,
     condition_bound_leaky_direct,
@@ -57,10 +58,6 @@ INNER = ()
 # and activity, a shard each: they share the draws (simulate_points), and a point's compute is
 # often less than a process's start (config/paper.yaml: 3,360 points, 48 jobs).
 BATCHED = ("entry_bound", "activation_slope", "activity")
-# Finite for every computable sample (largest singular values, whole spectra): a NaN or an
-# infinity here marks the sample as a numerical fault (studies.simulate_range).
-FINITE = ("s1_Mo", "s1_M", "sn_M", "s1_A", "spectra/singular_values_M", "spectra/singular_values_A")
-
 # Every bound of claim 10: key -> (label, what it bounds). The per-sample datasets are
 # slack_<key> (relative slack) and violations_<key> (count beyond rounding).
 BOUNDS = {
@@ -80,6 +77,34 @@ BOUNDS = {
 }
 # Bounds on kappa(M(1) D) and the activation slopes eta of D for which the paper states them.
 TRAINED_LAYER_BOUNDS = ("88", "89", "90", "91", "100", "101")
+
+# The stored datasets (studies/datasets.py); finite: a NaN or an infinity marks a numerical fault.
+# Mo = D_p W_p ... D_1 W_1 (45), M(1) = Mo + I, A = M(1) D; checks beyond float64 rounding and
+# the spectra's proven errors.
+DATASETS = {
+    "max_entry_ratio": Dataset("max |Mo[i,j]| / c, <= 1 by Lemma 28", SAMPLE, equation="Lemma 28"),
+    "spectral_ratio": Dataset("max over the layers of s_1(W_i) / (c n), <= 1 by (85)", SAMPLE,
+                              equation="(85), Lemma 27"),
+    "s1_Mo": Dataset("s_1(Mo), Mo = D_p W_p ... D_1 W_1", SAMPLE, equation="(45)", finite=True),
+    "s1_M": Dataset("s_1(M(1)), M(1) = Mo + I", SAMPLE, equation="(86)", finite=True),
+    "sn_M": Dataset("s_n(M(1)), M(1) = Mo + I", SAMPLE, equation="(86)", finite=True),
+    "kappa_M": Dataset("kappa(M(1)) = s_1 / s_*, M(1) = Mo + I", SAMPLE, equation="(87)"),
+    **extremes("A", "A = M(1) D, D the trained layer's pattern", SAMPLE, "_A",
+               "(88)-(91), (100), (101)"),
+    **{f"slack_{key}": Dataset(
+        f"relative slack of {statement}: "
+        + ("(value - bound) / bound" if key == "86_lower" else "(bound - value) / bound")
+        + (", smallest over the layers" if key == "85" else "")
+        + "; negative: violated; NaN where the bound's hypothesis fails at this point", SAMPLE,
+        equation=label) for key, (label, statement) in BOUNDS.items()},
+    **{f"violations_{key}": Dataset(
+        ("layers i whose s_1(W_i) exceeds c n" if key == "85" else f"1 where {statement} fails")
+        + " beyond rounding", SAMPLE, COUNT, label) for key, (label, statement) in BOUNDS.items()},
+    "spectra/singular_values_M": Dataset("singular values of M(1) = Mo + I, decreasing", KEPT_SAMPLES,
+                                         finite=True),
+    "spectra/singular_values_A": Dataset("singular values of A = M(1) D, decreasing", KEPT_SAMPLES,
+                                         finite=True),
+}
 
 
 def entry_bound(point) -> float:

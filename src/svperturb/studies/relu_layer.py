@@ -47,6 +47,16 @@ from svperturb.sampling.ensembles import (
     unit_variance_matrices,
     weight_std,
 )
+from svperturb.studies.datasets import (
+    COUNT,
+    KEPT_SAMPLES_PER_SKIP,
+    NO_UNITS,
+    PER_SKIP,
+    PER_THETA,
+    SAMPLE,
+    Dataset,
+    extremes,
+)
 from svperturb.theory.bounds import (
     relu_condition_bound_spectral,
     relu_condition_bound_symmetric,
@@ -63,12 +73,55 @@ from svperturb.theory.bounds import (
 NAME = "relu_layer"
 AXES = ("distribution", "width", "weight_scale", "activation_slope", "activity")
 INNER = ("skip", "theta")
-# Finite for every computable sample (largest singular values, whole spectra): a NaN or an
-# infinity here marks the sample as a numerical fault (studies.simulate_range).
-FINITE = ("s1", "spectra/singular_values")
 
 R_PRIME = 2.0  # r' of Theorem 39 (129); see the module docstring
 THEOREM_39 = ("128", "129", "151")
+
+# The stored datasets (studies/datasets.py); finite: a NaN or an infinity marks a numerical fault.
+# M = D1 W1 + rho I, A = M D; s~_i: the singular values of M D or D M. Checks beyond rounding.
+STATEMENTS_39 = {
+    "128": "kappa((D1 W1 + I) D) <= 2 (1 + 1/r) / (1 - (2 + 2 nu + theta) / r)",
+    "129": "kappa((D1 W1 + I) D) <= its bound with s_1(W1) and r' = 2",
+    "151": "c <= s_* and s_1 <= C, hence kappa((D1 W1 + I) D) <= C / c",
+}
+EQUATIONS_39 = {"128": "(128), Theorem 39", "129": "(129), (135), Theorem 39",
+                "151": "(151), Corollary 40"}
+DATASETS = {
+    **extremes("A", "A = (D1 W1 + rho I) D", PER_SKIP, rank=False),
+    "violations_80": Dataset("pairs (i, side) with s_i(M D) or s_i(D M) above s_i(M) beyond "
+                             "rounding, over every i", PER_SKIP, COUNT, "(80), Lemma 24"),
+    "violations_80_first": Dataset("sides with s_1(M D) or s_1(D M) above s_1(M) beyond rounding "
+                                   "(0, 1 or 2)", PER_SKIP, COUNT, "(80), Lemma 24"),
+    "shrinkage_80": Dataset("smallest (s_i(M) - s~_i) / s_1(M) over every i and both sides; "
+                            "negative: s~_i above s_i(M)", PER_SKIP, equation="(80), Lemma 24"),
+    "shrinkage_80_first": Dataset("smallest (s_1(M) - s~_1) / s_1(M) over both sides", PER_SKIP,
+                                  equation="(80), Lemma 24"),
+    "identity_81_error": Dataset(
+        "eta = 0 only (NaN otherwise): largest disagreement between the four members of the energy "
+        "identity, for M D and D M, over ||M||_F^2", PER_SKIP,
+        equation="(81), Propositions 25, 26"),
+    "slack_82": Dataset(
+        "smallest (bound - sum) / bound over both sides of sum_i |s_i(M) - s~_i|^2 <= ||M - M "
+        "D||_F^2 (Hoffman-Wielandt / Mirsky form); NaN where the bound is 0", PER_SKIP,
+        equation="(82), Proposition 25"),
+    "violations_82": Dataset("sides (0, 1 or 2) whose sum exceeds the bound of (82) beyond "
+                             "rounding", PER_SKIP, COUNT, "(82), Proposition 25"),
+    "s1_W": Dataset("eta = 0 only (NaN otherwise): s_1(W1), W1 = K_n / (r sqrt(8n)) (111); the "
+                    "event E_s1 = {s_1(W1) >= 1}", SAMPLE, equation="Theorem 39"),
+    "tau_low_W": Dataset("eta = 0 only (NaN otherwise): smallest eigenvalue of W1^T + W1; the "
+                         "event E_tau(r') = {tau_low(W1) <= -r'/r}", SAMPLE,
+                         equation="(135), Theorem 39"),
+    **{f"holds_{key}": Dataset(
+        f"at rho = 1: 1 where {statement} holds, 0 where it fails, -1 not applicable (Gaussian "
+        "weights, eta = 0, m < n and the numerical hypotheses on theta and r are needed)",
+        PER_THETA, NO_UNITS, EQUATIONS_39[key]) for key, statement in STATEMENTS_39.items()},
+    **{f"ratio_{key}": Dataset(
+        f"at rho = 1: kappa(A) over the bound of {EQUATIONS_39[key].split(',')[0]}; NaN where eta "
+        "!= 0, m = n or the numerical hypotheses fail (computed for uniform weights too)",
+        PER_THETA, equation=EQUATIONS_39[key]) for key in STATEMENTS_39},
+    "spectra/singular_values": Dataset("singular values of A = (D1 W1 + rho I) D, decreasing",
+                                       KEPT_SAMPLES_PER_SKIP, finite=True),
+}
 
 
 def theorem39_bounds(point) -> dict[str, np.ndarray]:

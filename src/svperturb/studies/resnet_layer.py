@@ -20,6 +20,7 @@ from svperturb.linalg.spectra import (
     symmetric_part_extremes,
 )
 from svperturb.sampling.ensembles import unit_variance_matrices, weight_std
+from svperturb.studies.datasets import COUNT, KEPT_SAMPLES_PER_SKIP, PER_SKIP, SAMPLE, Dataset
 from svperturb.theory.bounds import (
     bound_efficiencies,
     condition_bound_lemma36,
@@ -33,12 +34,50 @@ from svperturb.theory.bounds import (
 NAME = "resnet_layer"
 AXES = ("distribution", "width", "weight_scale")
 INNER = ("skip",)
-# Finite for every computable sample (largest singular values, whole spectra): a NaN or an
-# infinity here marks the sample as a numerical fault (studies.simulate_range).
-FINITE = (
-    "s1_W", "s_min_W", "tau_bar", "tau_low", "s1", "s_min", "kappa", "slack_70", "slack_74",
-    "slack_71", "spectra/singular_values",
-)
+# The stored datasets (studies/datasets.py); finite: a NaN or an infinity marks a numerical fault.
+# Checks beyond rounding: 16 n eps times the quantity's scale plus the engine's proven error.
+DATASETS = {
+    "s1_W": Dataset("s_1(W1): largest singular value of W1 = K_n / (r sqrt(8n)) (111); limit "
+                    "1 / (sqrt(2) r)", SAMPLE, equation="(109)", finite=True),
+    "s_min_W": Dataset("s_n(W1): smallest singular value of W1", SAMPLE, finite=True),
+    "tau_bar": Dataset("tau_bar: largest eigenvalue of W1^T + W1", SAMPLE,
+                       equation="Definition 15", finite=True),
+    "tau_low": Dataset("tau_low: smallest eigenvalue of W1^T + W1", SAMPLE,
+                       equation="Definition 15", finite=True),
+    "s1": Dataset("s_1(W1 + rho I), W1 = K_n / (r sqrt(8n))", PER_SKIP, finite=True),
+    "s_min": Dataset("s_n(W1 + rho I), W1 = K_n / (r sqrt(8n))", PER_SKIP, finite=True),
+    "kappa": Dataset("kappa(W1 + rho I) = s_1 / s_*", PER_SKIP, equation="(53)", finite=True),
+    "violations_70": Dataset(
+        "singular values i whose s_i(rho)^2 leaves [s_i(0)^2 + rho tau_low + rho^2, s_i(0)^2 + "
+        "rho tau_bar + rho^2] beyond rounding", PER_SKIP, COUNT, "(70), Theorem 16"),
+    "slack_70": Dataset(
+        "smallest margin over i of s_i(rho)^2 inside the interval of (70), over (s_1(W1) + "
+        "rho)^2; negative: outside", PER_SKIP, equation="(70), Theorem 16", finite=True),
+    "violations_74": Dataset(
+        "which of s_n(rho)^2 >= s_n(0)^2 + rho tau_low + rho^2 and s_1(rho)^2 <= s_1(0)^2 + "
+        "rho tau_bar + rho^2 fail beyond rounding (0, 1 or 2)", PER_SKIP, COUNT,
+        "(74), Lemma 21"),
+    "slack_74": Dataset("smaller margin of the two inequalities of (74), over (s_1(W1) + rho)^2; "
+                        "negative: violated", PER_SKIP, equation="(74), Lemma 21", finite=True),
+    "violations_71": Dataset("singular values i with s_i(W1 + rho I) outside [rho - s_1(W1), rho + "
+                             "s_1(W1)] beyond rounding", PER_SKIP, COUNT, "(71), Lemma 17"),
+    "slack_71": Dataset("smallest margin over i of s_i(W1 + rho I) inside the interval of (71), "
+                        "over s_1(W1) + rho; negative: outside", PER_SKIP,
+                        equation="(71), Lemma 17", finite=True),
+    "efficiency_a": Dataset("Figure 6 (a): s_n(W1 + I)^2 / (s_n(W1)^2 + tau_low + 1), >= 1; NaN "
+                            "where tau_low <= -1", SAMPLE, equation="(115), Figure 6"),
+    "efficiency_b": Dataset("Figure 6 (b): (s_1(W1)^2 + tau_bar + 1) / s_1(W1 + I)^2, >= 1",
+                            SAMPLE, equation="(115), Figure 6"),
+    "efficiency_c": Dataset("Figure 6 (c): the first bound of (116) over kappa(W1 + I) = s_1 / "
+                            "s_n, >= 1; NaN where tau_low <= -1", SAMPLE,
+                            equation="(116), Figure 6"),
+    "bound_114": Dataset("bound on kappa(W1 + I): sqrt(1 + tau_bar + s_1(W1)^2) / (1 - s_1(W1)); "
+                         "NaN where s_1(W1) >= 1", SAMPLE, equation="(114), Theorem 22 (76)"),
+    "bound_116": Dataset("bound on kappa(W1 + I): sqrt((s_1(W1)^2 + tau_bar + 1) / (tau_low + 1)); "
+                         "NaN where tau_low <= -1", SAMPLE, equation="(116), Lemma 36"),
+    "spectra/singular_values": Dataset("singular values of W1 + rho I, decreasing",
+                                       KEPT_SAMPLES_PER_SKIP, finite=True),
+}
 
 
 def _interval_check(value, lower, upper, scale, tol, axis=None):

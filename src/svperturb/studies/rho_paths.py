@@ -37,17 +37,51 @@ import numpy as np
 
 from svperturb.linalg.spectra import add_identity, singular_values
 from svperturb.sampling.ensembles import unit_variance_matrices
+from svperturb.studies.datasets import COUNT, KEPT_SAMPLES_PER_SKIP, NO_UNITS, SAMPLE, Dataset
 from svperturb.theory.bounds import rounding_tolerance
 
 NAME = "rho_paths"
 AXES = ("distribution", "width")
 INNER = ("skip",)
-# Finite for every computable sample (largest singular values, whole spectra): a NaN or an
-# infinity here marks the sample as a numerical fault (studies.simulate_range).
-FINITE = ("s1_Mo", "spectra/singular_values")
 
 SIGMA = 0.3  # Figure 2(b): entries of Mo have standard deviation 0.3 (a constant, not r)
 SEPARATION = 0.01  # an extremum is isolated if s_i keeps this fraction of s_1 away from 0 and neighbours
+
+# The stored datasets (studies/datasets.py); finite: a NaN or an infinity marks a numerical fault.
+# Paths: s_i(Mo + rho I) over the skip grid, Mo with iid entries of standard deviation SIGMA.
+FIGURE = "Figure 2(b)"
+DATASETS = {
+    "n_extrema": Dataset("interior local extrema of the path of s_i (flat steps within rounding "
+                         "carry the previous direction)", ("sample", "index"), COUNT, FIGURE),
+    "n_isolated_extrema": Dataset("extrema of s_i at which s_i stays more than max(0.01 s_1, 2 h) "
+                                  "away from 0, s_(i-1) and s_(i+1) (h: the largest grid step)",
+                                  ("sample", "index"), COUNT, FIGURE),
+    "max_extrema": Dataset("max_i n_extrema", SAMPLE, COUNT, FIGURE),
+    "two_extrema": Dataset("1 where some s_i has at least 2 extrema", SAMPLE, NO_UNITS, FIGURE),
+    "two_isolated_extrema": Dataset("1 where some s_i has at least 2 isolated extrema", SAMPLE,
+                                    NO_UNITS, FIGURE),
+    "zeros_of_s_min": Dataset("rho in the skip range where Mo + rho I is singular (real "
+                              "eigenvalues of Mo in [-rho_max, -rho_min]): V-shaped kinks of s_n", SAMPLE,
+                              COUNT, FIGURE),
+    "kinks_on_grid": Dataset("interior local minima of s_n within one grid step of zero", SAMPLE,
+                             COUNT, FIGURE),
+    "min_gap": Dataset("min over rho and i of (s_i - s_(i+1)) / s_1(rho)", SAMPLE,
+                       equation=FIGURE),
+    "min_gap_rho": Dataset("the rho of min_gap", SAMPLE, equation=FIGURE),
+    "min_gap_index": Dataset("the i (from 1) of min_gap", SAMPLE, NO_UNITS, FIGURE),
+    "s1_nondecreasing": Dataset("1 where s_1 does not decrease along the path beyond rounding",
+                                SAMPLE, NO_UNITS, FIGURE),
+    "s1_argmin_rho": Dataset("the rho where s_1 is smallest", SAMPLE, equation=FIGURE),
+    "s1_slope_drop": Dataset("largest decrease of the slope of s_1 between consecutive grid "
+                             "intervals; <= 0 up to rounding (s_1 is convex in rho)", SAMPLE,
+                             equation=FIGURE),
+    "nonconvex_count": Dataset("singular values whose slope drops somewhere beyond rounding",
+                               SAMPLE, COUNT, FIGURE),
+    "s1_Mo": Dataset("s_1(Mo), Mo with iid entries of standard deviation 0.3", SAMPLE,
+                     finite=True),
+    "spectra/singular_values": Dataset("the paths: singular values of Mo + rho I, decreasing",
+                                       KEPT_SAMPLES_PER_SKIP, equation=FIGURE, finite=True),
+}
 
 
 def bytes_per_sample(point) -> int:

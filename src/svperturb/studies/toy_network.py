@@ -42,6 +42,7 @@ from svperturb.linalg.spectra import (
     smallest_nonzero_singular_value,
 )
 from svperturb.sampling.ensembles import sample_draws
+from svperturb.studies.datasets import COUNT, PER_SKIP, SAMPLE, Dataset, extremes
 from svperturb.studies.rho_paths import singular_zeros
 from svperturb.theory.network import (
     forward,
@@ -53,14 +54,43 @@ from svperturb.theory.network import (
 NAME = "toy_network"
 AXES = ("width", "activation_slope")
 INNER = ("skip",)
-# Finite for every computable sample (largest singular values, whole spectra): a NaN or an
-# infinity here marks the sample as a numerical fault (studies.simulate_range).
-FINITE = ("s1_Q", "spectra/singular_values_Q")
 
 INPUT_DIMENSION = 2
 LAYERS = (-1, 0, 1, 2)  # the paper's layer indices; layer 0 is trained, layer 1 has the skip
 TRAINED = LAYERS.index(0)
 SKIPPED = LAYERS.index(1)
+
+# The stored datasets (studies/datasets.py); finite: a NaN or an infinity marks a numerical fault.
+# M = D2 W2 (D1 W1 + rho I), D = D0, z = z0 = f_{-1}(x) the trained layer's input, Q = diag(z)
+# (x) (M D) (49), whose singular values s_i(M D) |z[j]| (51) come from those of M D.
+DATASETS = {
+    **extremes("Q", "Q = diag(z) (x) (M D), M = D2 W2 (D1 W1 + rho I), D = D0, from s_i(M D) "
+               "|z[j]| (51)", PER_SKIP, "_Q", "(54), Figure 8", rank=False),
+    "kappa_MD": Dataset("kappa(M D), M = D2 W2 (D1 W1 + rho I), D = D0", PER_SKIP,
+                        equation="(42)-(44), Figure 8"),
+    "kappa_diag_z": Dataset("kappa(diag z) = max_j |z[j]| / min_j |z[j]| (independent of rho)",
+                            SAMPLE, equation="(54)"),
+    "s_MD": Dataset("singular values of M D, decreasing", ("sample", "skip", "index"),
+                    equation="(42)-(44)"),
+    "z_abs": Dataset("|z[j]|, the trained layer's input z = f_{-1}(x)", ("sample", "component"),
+                     equation="(158)"),
+    "kappa_MD_dense": Dataset("kappa((D2 W2 D1 W1 + rho I) D0): one skip across f1 and f2, as "
+                              "Figure 8's axis labels read (no pattern depends on rho there)",
+                              PER_SKIP, equation="(40), Figure 8"),
+    "kappa_poles": Dataset("rho in the skip range where M D is singular (kappa infinite): the real "
+                           "eigenvalues -rho of D1 W1", SAMPLE, COUNT, "Figure 8"),
+    "kappa_poles_dense": Dataset("the same for D2 W2 D1 W1 + rho I", SAMPLE, COUNT, "Figure 8"),
+    "loss": Dataset("squared loss ||y - y_hat||^2 against the targets y = [x1, x2, mean x, max x, "
+                    "min x, ||x||_2]; n = 6 only (NaN otherwise)", PER_SKIP, equation="(158)"),
+    **{f"pattern_changes_layer={k}": Dataset(
+        f"grid steps of rho at which the pattern D_{k} changes"
+        + (" (0 by construction: a check)" if k < 2 else ""), SAMPLE, COUNT, "(1)")
+       for k in LAYERS},
+    "pattern_flips": Dataset("entries of D2(rho) that differ from D2(0)", PER_SKIP, COUNT, "(1)"),
+    "spectra/singular_values_Q": Dataset("all n^2 singular values of Q, decreasing",
+                                         ("spectrum_sample", "skip", "index_ij"),
+                                         equation="(49), (51)", finite=True),
+}
 
 
 def bytes_per_sample(point) -> int:

@@ -19,6 +19,7 @@ from svperturb.linalg.spectra import (
 )
 from svperturb.sampling.ensembles import unit_variance_matrices
 from svperturb.studies import spectra_rows
+from svperturb.studies.datasets import KEPT_SAMPLES, SAMPLE, Dataset
 from svperturb.theory.asymptotics import (
     largest_singular_statistic,
     symmetric_edge_statistic,
@@ -29,12 +30,31 @@ NAME = "unit_variance"
 AXES = ("distribution", "width")
 INNER = ()
 PARTIAL_ROWS = True  # spectra only for the samples below spectra_stop (studies/__init__.py)
-# Finite for every computable sample (largest singular values, whole spectra): a NaN or an
-# infinity here marks the sample as a numerical fault (studies.simulate_range).
-FINITE = (
-    "s1", "s_min", "tau_bar", "tau_low", "kappa", "ratio", "Y", "Z", "Z_tilde",
-    "spectra/singular_values", "spectra/symmetric_eigenvalues",
-)
+# The stored datasets (studies/datasets.py); finite: a NaN or an infinity marks a numerical fault.
+DATASETS = {
+    "tau_bar": Dataset("tau_bar: largest eigenvalue of K_n^T + K_n", SAMPLE,
+                       equation="Definition 15", finite=True),
+    "tau_low": Dataset("tau_low: smallest eigenvalue of K_n^T + K_n", SAMPLE,
+                       equation="Definition 15", finite=True),
+    "s1": Dataset("s_1(K_n): largest singular value of the unit-variance n x n matrix K_n", SAMPLE,
+                  finite=True),
+    "s_min": Dataset("s_n(K_n): smallest singular value of K_n", SAMPLE, finite=True),
+    "kappa": Dataset("kappa(K_n) = s_1 / s_*, s_* the smallest singular value above the rank "
+                     "tolerance", SAMPLE, equation="(53)", finite=True),
+    "Z": Dataset("Z_n = (tau_bar - sqrt(8n)) n^(1/6); Z_n / sqrt(2) -> TW_1", SAMPLE,
+                 equation="(107), Theorem 33", finite=True),
+    "Z_tilde": Dataset("Z~_n = (-tau_low - sqrt(8n)) n^(1/6); Z~_n / sqrt(2) -> TW_1", SAMPLE,
+                       equation="(108), Theorem 33", finite=True),
+    "Y": Dataset("Y_n = (s_1(K_n)^2 - mu_n) / q_n, -> TW_1 for Gaussian K_n", SAMPLE,
+                 equation="(110), Theorem 35", finite=True),
+    "ratio": Dataset("tau_bar / (sqrt(2) s_1(K_n)), conjectured to tend to 1", SAMPLE,
+                     equation="Figure 5b", finite=True),
+    "spectra/singular_values": Dataset("singular values s_1 >= ... >= s_n of K_n, decreasing",
+                                       KEPT_SAMPLES, finite=True),
+    "spectra/symmetric_eigenvalues": Dataset("eigenvalues of K_n^T + K_n, increasing (the first is "
+                                             "tau_low, the last tau_bar)", KEPT_SAMPLES,
+                                             equation="Definition 15", finite=True),
+}
 
 
 def simulate(point, start, stop, xp, spectra_stop=None):
