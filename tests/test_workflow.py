@@ -7,12 +7,15 @@ import json
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import h5py
 import pytest
 import yaml
 
+from support.run_digest import differences, run_digest
+from svperturb.analysis.captions import CAPTIONS
 from svperturb.analysis.figures import FIGURES
 from svperturb.analysis.fit import VERDICTS
 from svperturb.config import study_configs, validate_config
@@ -85,11 +88,15 @@ def test_tiny_config_runs_end_to_end_and_judges_all_16_claims(tmp_path):
     claims = json.loads((results / "claims.json").read_text())
     assert [c["id"] for c in claims] == list(range(1, 17))
     for claim in claims:
-        assert set(claim) == {"id", "title", "paper", "measured", "verdict", "evidence"}
+        assert set(claim) == {"id", "title", "paper", "headline", "measured", "verdict", "evidence"}
         assert claim["verdict"] in VERDICTS
         assert claim["measured"] and not claim["measured"].startswith("not run")
     fits = json.loads((results / "fits.json").read_text())
     assert set(fits) == {str(i) for i in range(1, 17)} | {"depth"}
+    # Every merged number and verdict is the one the code gave before its files described themselves
+    # (tests/data/tiny-digest.json; within float64 rounding where another BLAS sums differently).
+    reference = json.loads((ROOT / "tests" / "data" / "tiny-digest.json").read_text())
+    assert differences(reference, run_digest(results)) == []
 
     # Every grid point merged with every sample, in sample order.
     config = validate_config(yaml.safe_load(TINY.read_text()))
@@ -99,14 +106,27 @@ def test_tiny_config_runs_end_to_end_and_judges_all_16_claims(tmp_path):
             fh.visititems(lambda key, obj: points.append(obj) if "point_json" in obj.attrs else None)
             assert len(points) == len(list(grid_points(name, study.grid)))
             for group in points:
-                assert all(group[d].shape[0] == study.samples for d in group if isinstance(group[d], h5py.Dataset))
+                assert all(group[d].shape[0] == study.samples for d in group
+                           if isinstance(group[d], h5py.Dataset) and not group[d].is_scale)
 
     report = results / "report"
     index = (report / "index.html").read_text()
-    assert index.count("data:image/png;base64,") == len(list(report.glob("*.png"))) == len(FIGURES)
+    figures = sorted((report / "figures").glob("*.png"))
+    assert index.count("data:image/png;base64,") == len(figures) == len(FIGURES)
     assert "<h2>Depth</h2>" in index
     claims_md = (report / "claims.md").read_text()
     assert all(f"| {i} |" in claims_md for i in range(1, 17))
+
+    # Snakemake's own report: the claims table, the figures and index.html, with their captions.
+    snakemake("--report", str(tmp_path / "report.zip"), "--configfile", str(TINY), "--directory", str(tmp_path))
+    with zipfile.ZipFile(tmp_path / "report.zip") as archive:
+        names = archive.namelist()
+        (table,) = [name for name in names if name.endswith("/claims.md")]
+        assert archive.read(table).decode() == claims_md
+        assert sorted(Path(n).name for n in names if n.endswith(".png")) == [p.name for p in figures]
+        assert [n for n in names if n.endswith("/index.html")]
+        page = archive.read("report/report.html").decode()
+        assert "The claims table" in page and CAPTIONS["figure8_toy_network"].look_for[:40] in page
 
     # Finished work is never redone.
     again = snakemake("-n", "--configfile", str(TINY), "--directory", str(tmp_path))

@@ -1,4 +1,11 @@
-# Figures, the claims table and a self-contained index.html.
+# Figures, the claims table and a self-contained index.html. All three are tagged for Snakemake's
+# own report (`snakemake --report report.zip`: provenance, run times), each figure with its caption
+# from svperturb.analysis.captions (plain data, cheap to import).
+from svperturb.analysis.captions import CAPTIONS
+
+# The report's subcategory of each figure: the claim it illustrates.
+FIGURE_GROUPS = {name: f"Claim {c.claim}" if c.claim else "Depth (no numbered claim)"
+                 for name, c in CAPTIONS.items()}
 
 
 rule report:
@@ -7,8 +14,16 @@ rule report:
         fits=f"{RESULTS}/fits.json",
         claims=f"{RESULTS}/claims.json",
     output:
-        index=f"{RESULTS}/report/index.html",
-        claims=f"{RESULTS}/report/claims.md",
+        index=report(f"{RESULTS}/report/index.html", caption="../report/index.rst", category="Report"),
+        claims=report(f"{RESULTS}/report/claims.md", caption="../report/claims.rst", category="Claims"),
+        figures=report(
+            directory(f"{RESULTS}/report/figures"),
+            patterns=["{figure}.png"],
+            caption="../report/figure.rst",
+            category="Figures",
+            subcategory=lambda wildcards: FIGURE_GROUPS[wildcards.figure],
+            labels=lambda wildcards: {"figure": CAPTIONS[wildcards.figure].title},
+        ),
     log:
         f"{RESULTS}/logs/report.log",
     benchmark:
@@ -16,6 +31,8 @@ rule report:
     params:
         results=lambda wildcards, input: Path(input[0]).parent,
         report=lambda wildcards, output: Path(output.index).parent,
+        # read by ../report/figure.rst for each figure
+        captions={name: f"{c.title}. {c.look_for}" for name, c in CAPTIONS.items()},
     shell:
         "svperturb report --results {params.results} --fits {input.fits} --claims {input.claims} "
-        "--output-dir {params.report} > {log} 2>&1"
+        "--output-dir {params.report} --figures-dir {output.figures} > {log} 2>&1"

@@ -2,9 +2,10 @@
 
 `evaluate(results_dir, settings)` reads the merged study files `<results>/<study>.h5` and returns
 `(fits, claims)`: `fits` holds every fitted curve and test per claim (fits.json), `claims` one row
-per claim, `{"id", "title", "paper", "measured", "verdict", "evidence"}` (claims.json). Every number
-in `measured` carries its confidence interval (or DKW band) and sample size. A claim whose study
-was not run is `inconclusive`, with the reason.
+per claim, `{"id", "title", "paper", "headline", "measured", "verdict", "evidence"}` (claims.json).
+Every number in `measured` carries its confidence interval (or DKW band) and sample size; `headline`
+is one line with the numbers that decide the verdict. A claim whose study was not run is
+`inconclusive`, with the reason.
 
 Verdict rules (see fit.py): exact inequalities are `reproduced` when no sample violates them
 beyond floating-point rounding and `not reproduced` at the first violation; limits are
@@ -57,7 +58,7 @@ def evaluate(results_dir: str | Path, settings: FitSettings) -> tuple[dict, list
             outcome = claim.measure(results, settings)
         fits[str(claim.id)] = {"title": claim.title, **outcome.fits}
         rows.append({"id": claim.id, "title": claim.title, "paper": claim.paper,
-                     "measured": outcome.measured, "verdict": outcome.verdict,
+                     "headline": outcome.headline, "measured": outcome.measured, "verdict": outcome.verdict,
                      "evidence": outcome.evidence})
     # depth makes no numbered claim (docs/studies.md, The grid and seeding): a descriptive table for the report
     if results.has(relu.DEPTH):

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from svperturb.analysis.fit import FitSettings
+from svperturb.analysis.fit import FitSettings, clopper_pearson
 from svperturb.results import io
 
 # ---------------------------------------------------------------------------------------------
@@ -95,16 +95,30 @@ def relative_window(value: float, tolerance: float) -> tuple[float, float]:
     return value * (1 - tolerance), value * (1 + tolerance)
 
 
+def violations_text(violations: int, checks: int, settings: FitSettings, what: str = "checks") -> str:
+    """'V violations in N checks, rate ≤ u (95%)': a count with its one-sided Clopper-Pearson bound."""
+    upper = clopper_pearson(violations, checks, settings.confidence, "upper")[1]
+    return (f"{violations:,} violation{'' if violations == 1 else 's'} in {checks:,} {what}, "
+            f"rate ≤ {upper:.2g} ({settings.confidence:.0%})")
+
+
 # ---------------------------------------------------------------------------------------------
 # Claims and their outcomes
 
 
 @dataclass
 class Outcome:
+    """A claim's verdict; `measured` gives every number behind it, `headline` in one line the
+    numbers that decide it (with interval and N); a one-line `measured` is its own headline."""
+
     measured: str
     verdict: str
     evidence: dict = field(default_factory=dict)
     fits: dict = field(default_factory=dict)
+    headline: str = ""
+
+    def __post_init__(self):
+        self.headline = self.headline or self.measured
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from svperturb.analysis.claims.common import Claim, Outcome, Results, fmt, fmt_ci, median_ci
+from svperturb.analysis.claims.common import (
+    Claim,
+    Outcome,
+    Results,
+    fmt,
+    fmt_ci,
+    median_ci,
+    violations_text,
+)
 from svperturb.analysis.fit import (
     INCONCLUSIVE,
     NOT_REPRODUCED,
@@ -107,7 +115,9 @@ def derivative(results: Results, settings: FitSettings) -> Outcome:
         f"{fmt(q66['q99'], 2)}, max {fmt(q66['max'], 2)}; lambda_i' = 2 u_i^T Mo u_i + 2 rho (65) "
         f"against the difference of s_i^2: {totals['violations_65']} beyond tolerance (largest "
         f"ratio {fmt(worst['65'], 2)}), |error| median {fmt(q65['median'], 2)}, max {fmt(q65['max'], 2)}")
-    return Outcome(measured, verdict, evidence, fits)
+    headline = (f"{violations} of {checked:,} (sample, rho, i) beyond tolerance for (66), (65), largest "
+                f"error/tolerance {fmt(max(worst.values()), 2)}; median |error| {fmt(median, 2)} {fmt_ci(ci, 2)}")
+    return Outcome(measured, verdict, evidence, fits, headline)
 
 
 def _sum(points, name, where=None) -> int:
@@ -265,7 +275,19 @@ def data_factor(results: Results, settings: FitSettings) -> Outcome:
         f"max kappa/bound {fmt(e['63']['largest_kappa_over_bound'], 4)})")
     verdict = combine_verdicts(list(verdicts.values()))
     evidence["verdicts"] = verdicts
-    return Outcome("; ".join(parts), verdict, evidence)
+    failing = [tag for tag, v in verdicts.items() if v == NOT_REPRODUCED and tag != "50"]
+    if failed_50:
+        headline = (f"(50) ||MDWz||^2 = w^T Q^T Q w fails on {failed_50:,} of {pairs:,} (sample, rho) with "
+                    f"n > 1 ({settings.confidence:.0%} CI {fmt_ci(frac_ci, 3)}), median discrepancy "
+                    f"{fmt(median_50, 3)} {fmt_ci(ci_50, 3)}")
+    elif failing:
+        headline = "violated: " + ", ".join(
+            f"({tag}) {e[tag]['violations']:,} of {e[tag].get('checks', applicable_63):,}" for tag in failing)
+    else:
+        headline = (f"(50) holds on {pairs:,} (sample, rho) with n > 1; (51)-(63): " + violations_text(
+            sum(e[tag]["violations"] for tag in ("51", "54", "59", "57", "58", "63")),
+            sum(e[tag]["checks"] for tag in ("51", "54", "59", "57", "58")) + applicable_63, settings))
+    return Outcome("; ".join(parts), verdict, evidence, headline=headline)
 
 
 CLAIMS = (

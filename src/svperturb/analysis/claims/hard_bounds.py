@@ -31,7 +31,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from svperturb.analysis.claims.common import Claim, Outcome, Results, fmt
+from svperturb.analysis.claims.common import Claim, Outcome, Results, fmt, violations_text
 from svperturb.analysis.fit import (
     INCONCLUSIVE,
     NOT_REPRODUCED,
@@ -243,7 +243,14 @@ def hard_bounds_claim(results: Results, settings: FitSettings) -> Outcome:
                 f"{grid['activation_slope']}, m/n in {grid['activity']}); violations beyond float64 "
                 f"rounding, one-sided {settings.confidence:.0%} Clopper-Pearson rate bound: " + "; ".join(parts))
     fits = {"by_point": {key: counts[key]["by_point"] for key in study.BOUNDS}}
-    return Outcome(measured, combine_verdicts(verdicts), {"samples": samples, "grid": grid, **evidence}, fits)
+    headline = (f"{samples:,} samples at {len(points)} grid points: " + violations_text(
+        sum(e["violations"] for e in counts.values()), sum(e["checks"] for e in counts.values()), settings)
+        + (f"; first: {', '.join(study.BOUNDS[k][0] for k in keys)}" if first is not None else ""))
+    never = [study.BOUNDS[k][0] for k, e in counts.items() if e["checks"] == 0]
+    if never:
+        headline += f"; never applicable: {', '.join(never)}"
+    return Outcome(measured, combine_verdicts(verdicts), {"samples": samples, "grid": grid, **evidence}, fits,
+                   headline)
 
 
 CLAIMS: tuple[Claim, ...] = (

@@ -151,6 +151,12 @@ def figure_2(results: Results, settings: FitSettings) -> Outcome:
               f"{fmt(part_a['s1_argmin_rho'])} and rises to {fmt(part_a['s1_at_1'])}, slopes -1 | +1 "
               f"(off by {part_a['slope_error']:.2g}): non-monotone, kink at 0.25")
     evidence = {"a": part_a}
+    if part_a["passed"]:
+        headline = [f"(a) matches the closed form, kink at rho = {fmt(part_a['s1_argmin_rho'])}"]
+    else:
+        headline = [(f"(a) fails: largest deviation {part_a['max_error']:.2g} (rounding "
+                     f"{part_a['tolerance']:.2g}), s_1's minimum at rho = {fmt(part_a['s1_argmin_rho'])}, "
+                     f"slopes off by {part_a['slope_error']:.2g}")]
     parts, verdict_b = [], None
     for data in sorted(points, key=lambda p: (p.point["distribution"], p.point["width"])):
         p = data.point
@@ -165,6 +171,8 @@ def figure_2(results: Results, settings: FitSettings) -> Outcome:
             verdict_b = (REPRODUCED if lower > 0 else
                          NOT_REPRODUCED if upper < settings.negligible_probability else INCONCLUSIVE)
             evidence[key].update({"judged": True, "lower": lower, "upper": upper})
+            headline.append(f"(b) ≥ 2 isolated extrema of some s_i in {f['fraction']:.4f} {fmt_ci(f['ci'])} "
+                            f"of N = {f['N']:,} paths")
         parts.append(
             f"{p['distribution']} n = {p['width']}{'' if judged else ' (not judged)'}, sigma = 0.3, "
             f"{stats['grid_points']} rho values, N = {stats['N']:,}: "
@@ -183,7 +191,7 @@ def figure_2(results: Results, settings: FitSettings) -> Outcome:
         parts.append("(b) not judged: needs rho_paths at distribution gaussian, width 15")
     evidence["verdicts"] = {"a": verdict_a, "b": verdict_b}
     measured = text_a + "; (b) " + "; ".join(parts)
-    return Outcome(measured, combine_verdicts([verdict_a, verdict_b]), evidence, {})
+    return Outcome(measured, combine_verdicts([verdict_a, verdict_b]), evidence, {}, "; ".join(headline))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,7 +245,7 @@ def toy_network(results: Results, settings: FitSettings) -> Outcome:
     points = results.points("toy_network")
     if not points:
         return Outcome("needs the toy_network study", INCONCLUSIVE)
-    parts, evidence, verdict = [], {}, None
+    parts, evidence, verdict, headline = [], {}, None, ""
     for data in sorted(points, key=lambda p: (p.point["width"], p.point["activation_slope"])):
         p = data.point
         stats = _toy_statistics(data, settings)
@@ -252,6 +260,10 @@ def toy_network(results: Results, settings: FitSettings) -> Outcome:
             verdict = (REPRODUCED if lower >= settings.high_probability else
                        NOT_REPRODUCED if upper < settings.high_probability else INCONCLUSIVE)
             evidence[key].update({"judged": True, "lower": lower, "upper": upper})
+            headline = (f"kappa(Q) non-increasing in rho in {f['fraction']:.4f} {fmt_ci(f['ci'])} of N = "
+                        f"{f['N']:,} networks (the claim needs ≥ {settings.high_probability:g})")
+            if "with_pole" in stats:
+                headline += f"; {stats['with_pole']['fraction']:.4f} have kappa infinite at some rho"
         text = (f"n = {p['width']}, eta = {p['activation_slope']:g}{'' if judged else ' (not judged)'}, "
                 f"{stats['grid_points']} rho values, N = {stats['N']:,}: "
                 + _fraction_text("P[kappa(Q) non-increasing in rho]", f))
@@ -281,7 +293,7 @@ def toy_network(results: Results, settings: FitSettings) -> Outcome:
     if verdict is None:
         verdict = INCONCLUSIVE
         parts.append("not judged: needs toy_network at width 6, activation_slope 0.1")
-    return Outcome("; ".join(parts), verdict, evidence, {})
+    return Outcome("; ".join(parts), verdict, evidence, {}, headline)
 
 
 CLAIMS: tuple[Claim, ...] = (

@@ -17,6 +17,7 @@ from svperturb.analysis.claims.common import (
     mean_ci,
     median_ci,
     relative_window,
+    violations_text,
 )
 from svperturb.analysis.fit import (
     INCONCLUSIVE,
@@ -72,10 +73,12 @@ def growth_bounds(results: Results, settings: FitSettings) -> Outcome:
         verdicts.append(REPRODUCED if violations == 0 else NOT_REPRODUCED)
     matrices = sum(len(p["s1_W"]) for p in points)
     skips = sorted({s for p in points for s in p.point["skip"]})
+    total = [sum(evidence[f][key] for f in families) for key in ("violations", "checks")]
     return Outcome(
         measured=f"{matrices:,} matrices W1, rho in {skips}, beyond 16 n eps rounding (plus the proven error of the spectra engine's Gram route where it served): " + "; ".join(parts),
         verdict=combine_verdicts(verdicts),
         evidence={"matrices": matrices, "skip": skips, **evidence},
+        headline=f"{matrices:,} matrices W1: {violations_text(*total, settings)}",
     )
 
 
@@ -83,6 +86,20 @@ def _law_summary(label: str, law) -> str:
     return (f"{label}: D = {fmt(law.distances[-1], 3)} ± {fmt(law.dkw_halfwidths[-1], 2)} "
             f"(n = {law.widths[-1]}, N = {law.samples[-1]:,}), decay n^-b with b in "
             f"{fmt_ci(law.exponent_ci, 3)}")
+
+
+def _law_headline(laws: list, target: str, settings: FitSettings) -> str:
+    """The largest Kolmogorov distance to `target` at the largest n, with its DKW band and N, and
+    the slowest decay in n where the distance alone does not settle the verdict."""
+    worst = max(laws, key=lambda law: law.distances[-1])
+    text = (f"Kolmogorov distance to {target} {fmt(worst.distances[-1], 3)} ± "
+            f"{fmt(worst.dkw_halfwidths[-1], 2)} at n = {worst.widths[-1]} (N = {worst.samples[-1]:,}"
+            + (f", largest of {len(laws)})" if len(laws) > 1 else ")"))
+    if any(law.distances[-1] + law.dkw_halfwidths[-1] > settings.law_tolerance for law in laws):
+        slowest = min(laws, key=lambda law: law.exponent_ci[0])
+        text += (f", decaying as n^-b, b ∈ {fmt_ci(slowest.exponent_ci, 3)}"
+                 + (" (slowest)" if len(laws) > 1 else ""))
+    return text
 
 
 def _by_width(results: Results, study: str, name: str, transform=None, **where):
@@ -96,7 +113,7 @@ def _by_width(results: Results, study: str, name: str, transform=None, **where):
 
 def tracy_widom_symmetric(results: Results, settings: FitSettings) -> Outcome:
     tw1 = lambda s: tracy_widom_cdf(s, 1)
-    parts, verdicts, evidence, fits = [], [], {}, {}
+    parts, verdicts, evidence, fits, laws = [], [], {}, {}, []
     for d_index, dist in enumerate(results.values("unit_variance", "distribution")):
         for s_index, (name, label) in enumerate((("Z", "Z_n"), ("Z_tilde", "Z~_n"))):
             widths, samples = _by_width(results, "unit_variance", name,
@@ -115,15 +132,16 @@ def tracy_widom_symmetric(results: Results, settings: FitSettings) -> Outcome:
             parts.append(f"{dist} {_law_summary(label + '/√2', law)}, mean {fmt(mean)} "
                          f"{fmt_ci(mean_interval)} (TW1 −1.2065)")
             verdicts.append(law.verdict)
+            laws.append(law)
     if not verdicts:
         return Outcome("needs unit_variance at >= 3 widths", INCONCLUSIVE)
     return Outcome("Kolmogorov distance to TW1 at the largest n ± 95% DKW band: " + "; ".join(parts),
-                   combine_verdicts(verdicts), evidence, fits)
+                   combine_verdicts(verdicts), evidence, fits, _law_headline(laws, "TW1", settings))
 
 
 def tracy_widom_largest_singular(results: Results, settings: FitSettings) -> Outcome:
     tw1 = lambda s: tracy_widom_cdf(s, 1)
-    parts, verdicts, evidence, fits = [], [], {}, {}
+    parts, verdicts, evidence, fits, headline = [], [], {}, {}, ""
     for d_index, dist in enumerate(results.values("unit_variance", "distribution")):
         widths, y = _by_width(results, "unit_variance", "Y", distribution=dist)
         if len(widths) < 3:
@@ -141,12 +159,14 @@ def tracy_widom_largest_singular(results: Results, settings: FitSettings) -> Out
         judged = dist == "gaussian"
         if judged:
             verdicts += [law.verdict, limit_verdict]
+            headline = (f"{dist} Y_n: {_law_headline([law], 'TW1', settings)}; median s_1/√n → "
+                        f"{fmt(limit.limit)} {fmt_ci(limit.limit_ci)} (paper: 2)")
         parts.append(f"{dist}{'' if judged else ' (outside Theorem 35, not judged)'}: "
                      f"{_law_summary('Y_n', law)}; median s_1/√n -> {fmt(limit.limit)} "
                      f"{fmt_ci(limit.limit_ci)} (fit c + a n^-2/3, n = {widths[0]}..{widths[-1]})")
     if not verdicts:
         return Outcome("needs Gaussian unit_variance at >= 3 widths", INCONCLUSIVE, evidence, fits)
-    return Outcome("; ".join(parts), combine_verdicts(verdicts), evidence, fits)
+    return Outcome("; ".join(parts), combine_verdicts(verdicts), evidence, fits, headline)
 
 
 def ratio_conjecture(results: Results, settings: FitSettings) -> Outcome:
@@ -177,7 +197,11 @@ def ratio_conjecture(results: Results, settings: FitSettings) -> Outcome:
                      f"{inside / len(pooled):.4f} (>= {lower:.4f}, N = {len(pooled):,})")
     if not verdicts:
         return Outcome("needs unit_variance at >= 4 widths", INCONCLUSIVE)
-    return Outcome("; ".join(parts), combine_verdicts(verdicts), evidence, fits)
+    headline = ("median ratio → " + ", ".join(
+        f"{fmt(e['limit'])} {fmt_ci(e['limit_ci'])} {dist}" for dist, e in evidence.items())
+        + f" (paper: 1); P[in [0.6, 1.4]] ≥ {min(e['fraction_lower'] for e in evidence.values()):.4f} "
+        f"for n ≥ 10 (N = {min(e['N_window'] for e in evidence.values()):,})")
+    return Outcome("; ".join(parts), combine_verdicts(verdicts), evidence, fits, headline)
 
 
 def _efficiency_tolerances(data: io.PointData) -> dict[str, np.ndarray]:
@@ -228,8 +252,13 @@ def bound_efficiency(results: Results, settings: FitSettings) -> Outcome:
                      f"{widths[-1]}: a {fmt(medians['a'][-1])}, b {fmt(medians['b'][-1])}, "
                      f"c {fmt(median_c)} {fmt_ci(ci_c)} (N = {len(c_samples[-1]):,}), "
                      f"c's median by n: " + ", ".join(fmt(m, 3) for m in medians["c"]))
+    headline = (f"median (c) at n = {widths[-1]}: " + ", ".join(
+        f"{fmt(e['median_c_largest_n'])} {fmt_ci(e['median_c_ci'])} {dist}" for dist, e in evidence.items())
+        + f" (N = {len(c_samples[-1]):,}; paper ≈ 1.1); "
+        f"{sum(sum(e['below_one'].values()) for e in evidence.values())} ratios < 1 in "
+        f"{sum(e['samples'] for e in evidence.values()):,} samples")
     return Outcome("r = 2, samples with tau_low > -1; " + "; ".join(parts),
-                   combine_verdicts(verdicts), evidence, fits)
+                   combine_verdicts(verdicts), evidence, fits, headline)
 
 
 def asymptotic_condition_bounds(results: Results, settings: FitSettings) -> Outcome:
@@ -240,6 +269,7 @@ def asymptotic_condition_bounds(results: Results, settings: FitSettings) -> Outc
         "s1_W": ("s_1(W1) -> 1/(√2 r)", spectral_norm_limit),
     }
     key = 60
+    farthest = (-1.0, "")  # the limit whose interval reaches farthest from the paper's, relative
     for dist in results.values("resnet_layer", "distribution"):
         for r in results.values("resnet_layer", "weight_scale", distribution=dist):
             if r <= 1:
@@ -260,6 +290,10 @@ def asymptotic_condition_bounds(results: Results, settings: FitSettings) -> Outc
                                                      "median_largest_n": limit.values[-1]}
                 cell.append(f"{label} = {fmt(target)}: median {fmt(limit.values[-1])} at n = "
                             f"{widths[-1]}, limit {fmt(limit.limit)} {fmt_ci(limit.limit_ci)}")
+                reach = max(abs(end / target - 1) for end in limit.limit_ci)
+                if reach > farthest[0]:
+                    where = f"{label.split(' -> ')[0]} ({dist}, r = {r:g})"
+                    farthest = (reach, f"{where}: {fmt(limit.limit)} {fmt_ci(limit.limit_ci)} vs {fmt(target)}")
             largest = max(results.values("resnet_layer", "width", distribution=dist, weight_scale=r))
             (data,) = results.points("resnet_layer", distribution=dist, weight_scale=r, width=largest)
             kappa = at_skip(data, "kappa", 1.0)
@@ -272,8 +306,10 @@ def asymptotic_condition_bounds(results: Results, settings: FitSettings) -> Outc
                          f"{fmt_ci((low, high))} (N = {len(kappa):,})")
     if not verdicts:
         return Outcome("needs resnet_layer with r > 1 at >= 3 widths", INCONCLUSIVE)
+    headline = (f"{verdicts.count(REPRODUCED)} of {len(verdicts)} extrapolated limits within "
+                f"±{settings.limit_tolerance:.0%} of the paper's; farthest {farthest[1]}")
     return Outcome("medians fitted as c + a n^-2/3, limit c with 95% bootstrap CI; " + "; ".join(parts),
-                   combine_verdicts(verdicts), evidence, fits)
+                   combine_verdicts(verdicts), evidence, fits, headline)
 
 
 def exceptional_events(results: Results, settings: FitSettings) -> Outcome:
@@ -325,7 +361,10 @@ def exceptional_events(results: Results, settings: FitSettings) -> Outcome:
                 f"tau_low <= -1; largest one-sided 95% Clopper-Pearson upper bound {worst[0]:.2g} "
                 f"({worst[2][0]} of {worst[2][1]:,} at {worst[1]}) vs negligible = "
                 f"{settings.negligible_probability:g}")
-    return Outcome(measured, combine_verdicts(verdicts), {"cells": rows}, {})
+    headline = (f"tau_low ≤ -1 in {totals['tau_low'][0]} and s_1(W1) ≥ 1 in {totals['s1'][0]} of "
+                f"{totals['s1'][1]:,} matrices; largest rate bound {worst[0]:.2g} "
+                f"({settings.confidence:.0%}, N = {worst[2][1]:,}) vs negligible {settings.negligible_probability:g}")
+    return Outcome(measured, combine_verdicts(verdicts), {"cells": rows}, {}, headline)
 
 
 def absolute_value_patterns(results: Results, settings: FitSettings) -> Outcome:
@@ -368,9 +407,11 @@ def absolute_value_patterns(results: Results, settings: FitSettings) -> Outcome:
                 f"kappa(W1 + I) (independent draws): {len(tests)} tests, largest D = {fmt(largest_d, 3)}, "
                 f"smallest p = {fmt(smallest_p, 3)} vs Bonferroni level {alpha:.2g}, "
                 f"{len(rejected)} rejected")
+    headline = (f"s_i(M) = s_i(MD) = s_i(DM): {violations_text(violations, checks, settings)}; KS vs "
+                f"kappa(W1 + I): smallest p {fmt(smallest_p, 3)} of {len(tests)} (level {alpha:.2g})")
     return Outcome(measured, verdict, {"identity_violations": violations, "identity_checks": checks,
                                        "largest_relative_deviation": largest_error, "ks_tests": tests,
-                                       "bonferroni_level": alpha}, {})
+                                       "bonferroni_level": alpha}, {}, headline)
 
 
 def convnet_vs_resnet(results: Results, settings: FitSettings) -> Outcome:
@@ -379,7 +420,7 @@ def convnet_vs_resnet(results: Results, settings: FitSettings) -> Outcome:
     activities = sorted({p.point["activity"] for p in points})
     if not points or 0.0 not in points[0].point["skip"] or 1.0 not in points[0].point["skip"]:
         return Outcome("needs Gaussian convnet_vs_resnet at eta = -1 with skip 0 and 1", INCONCLUSIVE)
-    parts, verdicts, evidence, fits = [], [], {}, {}
+    parts, verdicts, evidence, fits, laws, headline = [], [], {}, {}, [], []
     for a_index, activity in enumerate(activities):
         chosen = sorted(results.points("convnet_vs_resnet", **where, activity=activity),
                         key=lambda p: p.point["width"])
@@ -394,6 +435,9 @@ def convnet_vs_resnet(results: Results, settings: FitSettings) -> Outcome:
                 "q": quantiles, "measured": np.quantile(conv[-1], quantiles).tolist(),
                 "edelman": [float(edelman_ppf(q)) for q in quantiles], "n": widths[-1]}
             parts.append(_law_summary("kappa(D1 W1 D)/n vs Edelman", law))
+            laws.append(law)
+    if laws:
+        headline.append(_law_headline(laws, "Edelman", settings))
     # P[kappa ConvNet >= kappa ResNet] per eta at the largest n; judged at eta = -1 (Theorem 42).
     for eta in results.values("convnet_vs_resnet", "activation_slope", distribution="gaussian"):
         for activity in activities:
@@ -415,8 +459,9 @@ def convnet_vs_resnet(results: Results, settings: FitSettings) -> Outcome:
             if eta == -1:
                 verdicts.append(REPRODUCED if lower >= settings.high_probability else
                                 NOT_REPRODUCED if upper < settings.high_probability else INCONCLUSIVE)
+                headline.append(f"P[kappa ConvNet ≥ kappa ResNet] ≥ {lower:.4f} at eta = -1 (N = {total:,})")
             parts.append(text)
-    return Outcome("; ".join(parts), combine_verdicts(verdicts), evidence, fits)
+    return Outcome("; ".join(parts), combine_verdicts(verdicts), evidence, fits, "; ".join(headline))
 
 
 CLAIMS: tuple[Claim, ...] = (

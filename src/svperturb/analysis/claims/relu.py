@@ -47,6 +47,7 @@ from svperturb.analysis.claims.common import (
     fmt,
     fmt_ci,
     median_ci,
+    violations_text,
 )
 from svperturb.analysis.fit import (
     INCONCLUSIVE,
@@ -193,7 +194,12 @@ def relu_random_weights(results: Results, settings: FitSettings) -> Outcome:
                 "proof_event_matrices": proof_samples, "proof_event_rate_upper": proof_upper,
                 "failures_in_proof_event": failures_in_proof,
                 "by_cell": [{k: v for k, v in c.items() if not k.endswith("_quantiles")} for c in cells]}
-    return Outcome(measured, verdict, evidence, {"cells": cells})
+    tightest = min(cells, key=lambda c: c["hold_lower"] - c["guarantee_high"])
+    headline = (f"{', '.join(LABELS[k].split(',')[0] for k in THEOREM_39)} failed in "
+                f"{sum(c['failed'] for c in cells)} of {sum(c['samples'] for c in cells):,} samples, "
+                f"{counts[REPRODUCED]} of {len(cells)} cells reproduced; tightest P[hold] ≥ "
+                f"{tightest['hold_lower']:.6f} vs {tightest['guarantee_high']:.6f} (N = {tightest['samples']:,})")
+    return Outcome(measured, verdict, evidence, {"cells": cells}, headline)
 
 
 def _eta_label(eta: float) -> str:
@@ -267,7 +273,9 @@ def relu_shrinks(results: Results, settings: FitSettings) -> Outcome:
                 **{k: {"violations": v[0], "checks": v[1]} for k, v in tally.items()},
                 "extremes": {k: (v if np.isfinite(v) else None) for k, v in worst.items()},
                 "kappa_by_eta_activity": table}
-    return Outcome(measured, verdict, evidence, {"kappa_by_eta_activity": table})
+    headline = f"{samples:,} samples: " + violations_text(
+        sum(tally[k][0] for k in judged), sum(tally[k][1] for k in judged), settings, "checks of (80)-(82)")
+    return Outcome(measured, verdict, evidence, {"kappa_by_eta_activity": table}, headline)
 
 
 def _kappa_by_eta(results: Results, settings: FitSettings) -> tuple[str, list[dict]]:

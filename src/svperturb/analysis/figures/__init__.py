@@ -1,6 +1,6 @@
 """The report's figures, one module per family of studies. Each module lists FIGURES:
-{file stem: (caption, draw, needs_fits)}; `draw(results)` or `draw(results, fits)` returns a
-matplotlib Figure, or None when the study it needs was not run."""
+{file stem: (draw, needs_fits)}; `draw(results)` or `draw(results, fits)` returns a matplotlib
+Figure, or None when the study it needs was not run. Their captions are analysis.captions."""
 
 from __future__ import annotations
 

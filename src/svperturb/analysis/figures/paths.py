@@ -141,6 +141,6 @@ def figure_8(results: Results):
 
 
 FIGURES = {
-    "figure2_rho_paths": ("Figure 2: singular values of Mo + rho I over rho", figure_2, False),
-    "figure8_toy_network": ("Figure 8: the toy network's Q over rho", figure_8, False),
+    "figure2_rho_paths": (figure_2, False),
+    "figure8_toy_network": (figure_8, False),
 }

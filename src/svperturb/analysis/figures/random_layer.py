@@ -201,11 +201,11 @@ def figure_convnet_vs_resnet(results: Results):
 
 
 FIGURES = {
-    "figure4_tracy_widom_symmetric": ("Figure 4: Z_n and Z~_n against TW1", figure_4, False),
-    "figure5a_largest_singular_value": ("Figure 5a: Y_n against TW1", figure_5a, False),
-    "figure5b_ratio": ("Figure 5b: tau_bar / (sqrt(2) s_1)", figure_5b, True),
-    "figure6_bound_efficiency": ("Figure 6: efficiency of (115), (116)", figure_6, False),
-    "figure7_condition_bounds": ("Figure 7: kappa(W1 + I) and (121), (122)", figure_7, True),
-    "edelman_law": ("Edelman's law for the ConvNet", figure_edelman, False),
-    "convnet_vs_resnet": ("ConvNet vs ResNet", figure_convnet_vs_resnet, False),
+    "figure4_tracy_widom_symmetric": (figure_4, False),
+    "figure5a_largest_singular_value": (figure_5a, False),
+    "figure5b_ratio": (figure_5b, True),
+    "figure6_bound_efficiency": (figure_6, False),
+    "figure7_condition_bounds": (figure_7, True),
+    "edelman_law": (figure_edelman, False),
+    "convnet_vs_resnet": (figure_convnet_vs_resnet, False),
 }

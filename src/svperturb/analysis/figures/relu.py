@@ -178,13 +178,7 @@ def figure_depth(results: Results):
 
 
 FIGURES = {
-    "claim11_relu_random_weights": (
-        "Claim 11: failure rates of (128), (129), (151) against 1 - guarantee, and kappa / bound",
-        figure_claim11, False),
-    "claim12_relu_shrinkage": (
-        "Claim 12: Lemma 24's shrinkage and median kappa((D1 W1 + I) D) by eta and activity",
-        figure_claim12, False),
-    "depth_condition_numbers": (
-        "Depth: median kappa against p for ConvNet, single skip and per-layer skip",
-        figure_depth, False),
+    "claim11_relu_random_weights": (figure_claim11, False),
+    "claim12_relu_shrinkage": (figure_claim12, False),
+    "depth_condition_numbers": (figure_depth, False),
 }

@@ -1,0 +1,95 @@
+"""The report's figures: the claim each illustrates, its title and what to look for on it.
+
+Plain data, cheap to import: the HTML report (analysis.report) prints these captions under the
+figures, and the workflow's report rule (workflow/rules/report.smk) gives them to Snakemake's own
+report. Every figure of analysis.figures has one, under its file stem.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Caption(NamedTuple):
+    claim: int | None  # None: the depth study, which makes no numbered claim
+    title: str
+    look_for: str
+
+
+CAPTIONS: dict[str, Caption] = {
+    "figure4_tracy_widom_symmetric": Caption(
+        2, "Figure 4: Z_n and Z~_n against TW1",
+        "One histogram per n (yellow the largest): they should close in on the dashed TW1 density as "
+        "n grows; uniform entries (bottom row) get there more slowly than Gaussian ones."),
+    "figure5a_largest_singular_value": Caption(
+        3, "Figure 5a: Y_n against TW1",
+        "Left, Gaussian K_n (the case Theorem 35 covers and the verdict judges): the histograms settle "
+        "on the dashed TW1 density as n grows. Right, uniform K_n, reported only: a slower approach."),
+    "figure5b_ratio": Caption(
+        4, "Figure 5b: tau_bar / (sqrt(2) s_1)",
+        "Left: the ratio concentrates around 1 as n grows, inside the dotted [0.6, 1.4] from n = 10 "
+        "on. Right: the medians (95% intervals) and their fits 1 - a n^-b level off at the dashed 1."),
+    "figure6_bound_efficiency": Caption(
+        5, "Figure 6: efficiency of the bounds (115), (116) at r = 2",
+        "Every histogram must lie right of the dashed 1 (the bounds hold); (c) narrows as n grows "
+        "and should settle near the paper's 1.1 (dotted red)."),
+    "figure7_condition_bounds": Caption(
+        6, "Figure 7: kappa(W1 + I) and the limits (121), (122)",
+        "Top: kappa(W1 + I) (outlines, one per n) stays left of the limit (121) (dashed red), and the "
+        "bounds (116), (114) at the largest n (shaded) pile up at (121) and (122). Bottom: the medians "
+        "and their fits c + a n^-2/3 run into the paper's limits (dashed lines) as n grows."),
+    "edelman_law": Caption(
+        9, "Edelman's law for the ConvNet",
+        "kappa(D1 W1 D)/n at eta = -1, one histogram per n: from moderate n on they fall onto the "
+        "dashed Edelman density (154)."),
+    "convnet_vs_resnet": Caption(
+        9, "ConvNet vs ResNet at the largest n",
+        "One panel per activation slope eta: the ResNet's kappa (blue) must lie left of the "
+        "ConvNet's (red), here by decades at every eta: the skip connection conditions the layer."),
+    "claim10_hard_bound_slack": Caption(
+        10, "Claim 10: relative slack of every hard bound against c n",
+        "One panel per bound; filled markers are the smallest slack over a grid point's samples, "
+        "hollow ones the median. A violation would fall below the black 0 line; markers on it are "
+        "bounds attained up to rounding."),
+    "claim10_condition_vs_bounds": Caption(
+        10, "Claim 10: kappa(M(1) D) against c n, with the bounds",
+        "Per eta, every marker (largest kappa of a grid point) and dot (a sample) must stay below the "
+        "curves of the bounds that apply there: (87) in grey (for eta = -1 it is (88)), (89)-(91) "
+        "for ReLU and (100)-(101) for 0 <= eta < 1 in purple."),
+    "claim11_relu_random_weights": Caption(
+        11, "Claim 11: failure rates of (128), (129), (151), and how loose they are",
+        "Left: each marker is the upper confidence bound of P[the bound fails] in one cell; a cell is "
+        "reproduced when its marker lies below the grey bar of its theta (the allowed "
+        "2 exp(-theta^2/2)). Right: median kappa against the bound, below the dashed kappa = bound."),
+    "claim12_relu_shrinkage": Caption(
+        12, "Claim 12: ReLU shrinks singular values (Lemma 24); leaky ReLU conditioning",
+        "Left: min over i of s_i(M) - s_i(MD or DM), in units of the rounding allowance; a violation "
+        "would lie left of the dashed -1, and for eta = 0 none may. Right: the median "
+        "kappa((D1 W1 + I) D) follows 1/eta (dotted) for leaky ReLU, whatever the activity."),
+    "depth_condition_numbers": Caption(
+        None, "Depth: median kappa against p for ConvNet, single skip and per-layer skip",
+        "The ConvNet's median kappa (red) grows by orders of magnitude with the depth p, while a "
+        "single skip over the p layers (blue) or a skip at every layer (green) stays flat."),
+    "claim13_derivative": Caption(
+        13, "Claim 13: analytic derivatives (66), (65) against finite differences",
+        "(a) The errors (outlines) must lie left of the grey tolerance histogram: no (sample, rho, i) "
+        "beyond its error budget. (b) The red tangents, slope u_i^T v_i, touch each singular-value "
+        "path."),
+    "claim14_data_factor": Caption(
+        14, "Claim 14: the data factor on explicit matrices",
+        "(a) The singular values of Q lie on the identity line (51). (b) Every ratio stays at or "
+        "below 1: (57), (58) hold. (c) For the identity (50) the points must lie on the dashed line; "
+        "scatter off it for n > 1 is its failure. (d) Blue markers (Q as defined) stay below the "
+        "dashed bound (63); red ones (the loss's true form) need not."),
+    "figure2_rho_paths": Caption(
+        15, "Figure 2: singular values of Mo + rho I over rho",
+        "(a) s_1 (blue) falls to a kink at rho = 0.25 (red triangle), then rises: neither monotone "
+        "nor differentiable; the LAPACK curves lie on the dashed closed form. (b) One Gaussian "
+        "15 x 15 path: red circles are isolated interior extrema, black crosses extrema at a zero or "
+        "near a crossing. (c) The share of realisations right of the dotted line has >= 2 of them."),
+    "figure8_toy_network": Caption(
+        16, "Figure 8: the toy network's Q over rho",
+        "(c) is the claim: the paper has kappa(Q) fall steadily with rho. The median (black) falls, "
+        "but single realisations spike (poles: kappa infinite) and rise again. (a), (b): s_1 and s_* "
+        "of Q; (d): the spectrum s_1/s_i at four rho."),
+}
