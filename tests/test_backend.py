@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import logging
 import sys
-import types
 
 import numpy as np
 import pytest
 
-from conftest import CUPY
+from support import cupy_stand_in
+from support.devices import CUPY
 from svperturb.cli import main
 from svperturb.linalg import backend as backend_module
 from svperturb.linalg.backend import BackendError, local_rank, select_backend
@@ -57,61 +57,31 @@ def test_local_rank_comes_from_the_launcher(monkeypatch, variable, value, rank):
     assert local_rank() == rank
 
 
-class _FakeCuda:
-    """Just enough of cupy.cuda for device selection: `count` GPUs, records which one is used."""
-
-    def __init__(self, count):
-        self.used = []
-        fake = self
-
-        class Device:
-            def __init__(self, index):
-                self.index = index
-
-            def use(self):
-                fake.used.append(self.index)
-
-        self.Device = Device
-        self.runtime = types.SimpleNamespace(
-            getDeviceCount=lambda: count,
-            deviceSynchronize=lambda: None,
-            getDeviceProperties=lambda i: {"name": b"Fake GPU", "totalGlobalMem": 80 * 2**30})
-
-
-def _fake_cupy(count):
-    module = types.ModuleType("cupy")
-    module.cuda = _FakeCuda(count)
-    module.linalg = np.linalg
-    module.eye, module.all, module.isfinite = np.eye, np.all, np.isfinite
-    return module
-
-
 @pytest.fixture
-def fake_cupyx(monkeypatch):
-    """cupyx with just seterr, recording what it was asked."""
-    module = types.ModuleType("cupyx")
-    module.settings = {}
-    module.seterr = lambda **kwargs: module.settings.update(kwargs)
+def stand_in_cupyx(monkeypatch):
+    """The CuPy stand-in's cupyx (seterr, geterr) as `cupyx`."""
+    module = cupy_stand_in.cupyx()
     monkeypatch.setitem(sys.modules, "cupyx", module)
     return module
 
 
 @pytest.mark.parametrize(("rank", "count", "device"), [(0, 4, 0), (5, 4, 1), (3, 2, 1), (7, 1, 0)])
-def test_each_rank_takes_gpu_rank_mod_count(monkeypatch, fake_cupyx, rank, count, device):
-    fake = _fake_cupy(count)
-    monkeypatch.setitem(sys.modules, "cupy", fake)
+def test_each_rank_takes_gpu_rank_mod_count(monkeypatch, stand_in_cupyx, rank, count, device):
+    cupy = cupy_stand_in.build(device_count=count)
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
     chosen = select_backend("auto", rank=rank)
     assert chosen.name == "cupy" and chosen.is_gpu
-    assert fake.cuda.used == [device]
-    assert chosen.device.startswith(f"gpu {device} of {count}: Fake GPU, 80 GiB")
+    assert cupy.cuda.used == [device]
+    assert chosen.device.startswith(f"gpu {device} of {count}: stand-in GPU (NumPy), 80 GiB")
 
 
-def test_cupy_makes_cusolver_failures_raise_as_lapack_does(monkeypatch, fake_cupyx):
+def test_cupy_makes_cusolver_failures_raise_as_lapack_does(monkeypatch, stand_in_cupyx):
     """CuPy's default ignores devInfo (a non-converged eigensolver returns what it left): the
     backend asks for LinAlgError, which the engine and the studies' framework handle as NumPy's."""
-    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(1))
+    monkeypatch.setitem(sys.modules, "cupy", cupy_stand_in.build(device_count=1))
+    assert stand_in_cupyx.geterr() == {"linalg": "ignore"}  # CuPy's default
     assert select_backend("cupy").name == "cupy"
-    assert fake_cupyx.settings == {"linalg": "raise"}
+    assert stand_in_cupyx.geterr() == {"linalg": "raise"}
 
 
 @pytest.mark.skipif(CUPY is None, reason="needs CuPy and a usable GPU")
@@ -123,8 +93,8 @@ def test_on_the_gpu_a_singular_matrix_raises_as_on_numpy():
         CUPY.linalg.inv(CUPY.zeros((2, 3, 3)))
 
 
-def test_cupy_without_a_device_falls_back(monkeypatch, fake_cupyx, caplog):
-    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(0))
+def test_cupy_without_a_device_falls_back(monkeypatch, stand_in_cupyx, caplog):
+    monkeypatch.setitem(sys.modules, "cupy", cupy_stand_in.build(device_count=0))
     with caplog.at_level(logging.INFO, logger="svperturb.linalg.backend"):
         assert select_backend("auto").name == "numpy"
     assert "CuPy sees no CUDA device" in caplog.text

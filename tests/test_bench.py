@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from support import cupy_stand_in
 from svperturb.cli import main
 
 
@@ -92,19 +93,13 @@ def test_a_gpu_batch_fits_half_the_free_device_memory():
     """100,000 matrices of n = 100 (the work-sized GPU batch) would need 128 GB in the heaviest
     route; the batch is cut to what fits half the free memory, after the pool's cached blocks are
     released."""
-    import types
-
     from svperturb.bench import DEVICE_COPIES, GPU_CAP, batch_size
 
-    released = []
-    fake = types.ModuleType("cupy")
-    fake.get_default_memory_pool = lambda: types.SimpleNamespace(
-        free_all_blocks=lambda: released.append(True))
     free = 80 * 2**30
-    fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(memGetInfo=lambda: (free, free)))
-    assert batch_size(100, 1.0, fake) == free // 2 // (DEVICE_COPIES * 100 * 100 * 8) < GPU_CAP
-    assert released
-    assert batch_size(5, 1.0, fake) == GPU_CAP  # small matrices: the work cap
+    cupy = cupy_stand_in.build(free_bytes=free, total_bytes=free)
+    assert batch_size(100, 1.0, cupy) == free // 2 // (DEVICE_COPIES * 100 * 100 * 8) < GPU_CAP
+    assert cupy.get_default_memory_pool().released
+    assert batch_size(5, 1.0, cupy) == GPU_CAP  # small matrices: the work cap
     assert batch_size(100) == 300  # the CPU's: work only, no device
 
 

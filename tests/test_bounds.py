@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import reference_singular_values, reference_symmetric_eigenvalues
+from support.reference import reference_singular_values, reference_symmetric_eigenvalues
 from svperturb.theory.bounds import (
     bound_efficiencies,
     condition_bound_lemma36,

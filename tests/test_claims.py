@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import simulate_study, tampered_copy
+from support.studies import simulate_study, tampered_copy
 from svperturb.analysis.claims import (
     CLAIMS,
     Results,

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from conftest import reference_singular_values, simulate_study, tampered_copy
+from support.reference import reference_singular_values
+from support.studies import simulate_study, tampered_copy
 from svperturb.analysis.claims import Results
 from svperturb.analysis.claims.derivative_data import CLAIMS, data_factor, derivative
 from svperturb.analysis.figures.derivative_data import FIGURES
@@ -337,7 +338,7 @@ def test_claims_inconclusive_without_their_studies(tmp_path):
 
 def test_figures_draw(results_dir, tmp_path):
     import matplotlib.pyplot as plt
-    for stem, (_, draw, needs_fits) in FIGURES.items():
+    for stem, (draw, needs_fits) in FIGURES.items():
         fig = draw(Results(results_dir), {}) if needs_fits else draw(Results(results_dir))
         assert fig is not None
         fig.savefig(tmp_path / f"{stem}.png")

@@ -1,9 +1,10 @@
 """Every study runs on a device array module: the data cross between host and device only where
 the code says so (xp.asarray up, backend.to_host down), as CuPy demands .
 
-`device_shim` refuses what CuPy refuses and computes with NumPy, so each study's results on it
-equal its NumPy results bit for bit; on a machine with a usable GPU the same studies also run on
-CuPy itself and must agree with NumPy to rounding.
+The CuPy stand-in (tests/support/cupy_stand_in) refuses what CuPy refuses and computes with NumPy;
+built under a name other than cupy (`shim`), it takes NumPy's routes, so each study's results on
+it equal its NumPy results bit for bit; on a machine with a usable GPU the same studies also run
+on CuPy itself and must agree with NumPy to rounding.
 """
 
 from __future__ import annotations
@@ -11,12 +12,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import CUPY
-from device_shim import DeviceArray, HostDeviceMixing
-from device_shim import xp as shim
+from support import cupy_stand_in
+from support.cupy_stand_in import HostDeviceMixing
+from support.devices import CUPY
 from svperturb.linalg import engine
 from svperturb.linalg.backend import to_host
 from svperturb.studies import get_study
+
+# The stand-in as an array module named otherwise than cupy: NumPy's routes, no kernels, no device
+# draws, and CuPy's wall between host and device.
+shim = cupy_stand_in.build(name="device_shim")
 
 # --- the shim refuses what CuPy refuses ---------------------------------------------------------
 
@@ -38,14 +43,26 @@ def test_the_shim_refuses_host_arrays_meeting_device_arrays(mix):
         mix(device, host)
 
 
+def test_a_kernel_launch_refuses_host_arrays_as_cupy_does(monkeypatch):
+    """A compiled kernel's arguments are device arrays and NumPy scalars; CuPy refuses a NumPy
+    array among them, and so does the stand-in as `cupy`."""
+    cupy = cupy_stand_in.install(monkeypatch)
+    seen = []
+    kernel = cupy.RawKernel("probe", lambda grid, block, args, shared_mem=0: seen.append(args))
+    kernel((1,), (1,), (cupy.zeros(3), np.int32(3)))
+    assert isinstance(seen[0][0], np.ndarray) and seen[0][1] == 3  # the kernel gets NumPy's array
+    with pytest.raises(HostDeviceMixing):
+        kernel((1,), (1,), (np.zeros(3), np.int32(3)))
+
+
 def test_the_shim_computes_with_numpy_and_crosses_only_when_asked():
     host = np.arange(6.0).reshape(2, 3)
     device = shim.asarray(host)
     result = np.sqrt(device * 2.0 + np.float64(1.0)).sum(axis=1)  # scalars pass, as in CuPy
-    assert isinstance(result, DeviceArray)
+    assert isinstance(result, shim.ndarray)
     np.testing.assert_array_equal(to_host(result), np.sqrt(host * 2.0 + 1.0).sum(axis=1))
     assert float(device[1, 2]) == 5.0 and to_host(device[np.array([1])]).shape == (1, 3)
-    assert isinstance(shim.linalg.svd(device, compute_uv=False), DeviceArray)
+    assert isinstance(shim.linalg.svd(device, compute_uv=False), shim.ndarray)
 
 
 # --- each study on a device array module --------------------------------------------------------
@@ -62,7 +79,7 @@ def paired_results(name, point, xp):
     for part in ("per", "spectra"):
         assert other[part].keys() == host[part].keys()
         for key, values in host[part].items():
-            if isinstance(other[part][key], DeviceArray):
+            if isinstance(other[part][key], shim.ndarray):
                 on_device.add(key)
             pairs.append((key, to_host(values), to_host(other[part][key])))
     return pairs, on_device
@@ -126,7 +143,7 @@ def test_unit_variance_on_the_gram_route_runs_on_a_device_module(monkeypatch):
     device = study.simulate(point, 0, 30, shim, spectra_stop=3)
     for part, other in zip(host, device):
         for key, values in part.items():
-            assert isinstance(other[key], DeviceArray), key
+            assert isinstance(other[key], shim.ndarray), key
             np.testing.assert_array_equal(to_host(other[key]), values, err_msg=key)
 
 
@@ -138,7 +155,7 @@ def assert_study_on_the_shim_equals_numpy(name, point, start=0, stop=24):
     device = study.simulate(point, start, stop, shim)
     for part, other in zip(host, device):
         for key, values in part.items():
-            assert isinstance(other[key], DeviceArray), key
+            assert isinstance(other[key], shim.ndarray), key
             np.testing.assert_array_equal(to_host(other[key]), values, err_msg=key)
 
 

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 from scipy.special import erfc
 
-import fake_cupy
-import kernel_on_cpu
-from conftest import CUPY
+from support import cupy_stand_in, kernel_on_cpu
+from support.devices import CUPY
 from svperturb.sampling import device_draws, ensembles
 from svperturb.sampling.ensembles import SEED_CHUNK, unit_variance_matrices
 
@@ -174,13 +173,13 @@ def test_chunks_with_more_tail_values_than_room_are_drawn_on_the_host(kernel, mo
 
 @pytest.fixture
 def stand_in(monkeypatch):
-    """tests/fake_cupy as `cupy` (its RawModule launches the draw kernel's CUDA branch), the
-    device draws' caches empty before and after."""
+    """tests/support/cupy_stand_in as `cupy` (its RawModule launches the draw kernel's CUDA
+    branch), the device draws' caches empty before and after."""
     cached = (device_draws._compiled, ensembles.device_draws_checked)  # a test may replace them
     for function in cached:
         function.cache_clear()
-    fake_cupy.LAUNCHES.clear()
-    yield fake_cupy.install(monkeypatch)
+    cupy_stand_in.LAUNCHES.clear()
+    yield cupy_stand_in.install(monkeypatch)
     for function in cached:
         function.cache_clear()
 
@@ -192,7 +191,7 @@ def test_studies_weights_on_a_device_are_made_there_and_are_numpys(stand_in, dis
     got = unit_variance_matrices(5, "resnet_layer", n, distribution, start, stop, xp=stand_in,
                                  scale=0.125)
     assert isinstance(got, stand_in.ndarray) and got.shape == (stop - start, n, n)
-    assert device_draws.KERNEL in fake_cupy.LAUNCHES
+    assert device_draws.KERNEL in cupy_stand_in.LAUNCHES
     np.testing.assert_array_equal(
         got.get(), unit_variance_matrices(5, "resnet_layer", n, distribution, start, stop,
                                           scale=0.125))
@@ -202,7 +201,7 @@ def test_studies_weights_on_a_device_are_made_there_and_are_numpys(stand_in, dis
 def test_wider_weights_are_drawn_on_the_host(stand_in, monkeypatch):
     monkeypatch.setattr(device_draws, "DEVICE_DRAWS_WIDEST", 8)
     got = unit_variance_matrices(5, "resnet_layer", 9, "gaussian", 0, 10, xp=stand_in)
-    assert device_draws.KERNEL not in fake_cupy.LAUNCHES
+    assert device_draws.KERNEL not in cupy_stand_in.LAUNCHES
     np.testing.assert_array_equal(got.get(),
                                   unit_variance_matrices(5, "resnet_layer", 9, "gaussian", 0, 10))
 
@@ -212,11 +211,12 @@ def test_a_kernel_that_is_not_numpys_is_not_used(stand_in, monkeypatch, caplog):
     """The first-call check: a kernel whose values are not NumPy's (here its uniform draws are
     off by one part in 2^52) is set aside with one warning, and the weights are drawn on the
     host."""
-    def off(grid, block, args, shared_mem=0):
+    def off(grid, block, args, shared_mem=0):  # args: the device arrays' NumPy arrays
         kernel_on_cpu.draws_emulated(grid, block, args, shared_mem)
         args[4][:] = np.nextafter(args[4], np.inf)
 
-    monkeypatch.setattr(device_draws, "_compiled", lambda: off)
+    monkeypatch.setattr(device_draws, "_compiled",
+                        lambda: cupy_stand_in.RawKernel(device_draws.KERNEL, off))
     with caplog.at_level(logging.WARNING, logger="svperturb.sampling.device_draws"):
         got = unit_variance_matrices(5, "resnet_layer", 6, "uniform", 0, 65, xp=stand_in)
         unit_variance_matrices(5, "resnet_layer", 6, "uniform", 0, 65, xp=stand_in)

@@ -13,8 +13,8 @@ import logging
 import numpy as np
 import pytest
 
-import kernel_on_cpu
-from conftest import CUPY
+from support import kernel_on_cpu
+from support.devices import CUPY
 from svperturb.linalg import engine
 from svperturb.linalg.gpu import eigenvalue_kernel
 from svperturb.linalg.spectra import add_identity
@@ -202,9 +202,10 @@ def test_a_matrix_with_a_non_finite_entry_gets_nan_and_the_others_keep_their_val
 
 
 def test_the_engine_takes_the_kernels_on_cupys_routes_from_n_33(cupy_routes, monkeypatch):
-    """With CuPy's routes (conftest.take_cupy_routes) the engine's spectra come from the kernels'
-    C build from n = 33 on: the Gram matrices' eigenvalues from the symmetric one, the samples the
-    Gram route cannot certify from the singular-value one; both routes still meet the contract."""
+    """With CuPy's routes (support.devices.take_cupy_routes) the engine's spectra come from the
+    kernels' C build from n = 33 on: the Gram matrices' eigenvalues from the symmetric one, the
+    samples the Gram route cannot certify from the singular-value one; both routes still meet the
+    contract."""
     calls = kernel_calls(monkeypatch)
     w = unit_variance_matrices(7, "kernel", 40, "gaussian", 0, 60) * weight_std(40, 2.0)
     w[30:] = add_identity(w[30:], 1.0)  # W1 alone (kappa ~ n), then ResNet layers (kappa ~ 2)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from conftest import reference_singular_values, take_cupy_routes
+from support.devices import take_cupy_routes
+from support.reference import reference_singular_values
 from svperturb.linalg import engine
 from svperturb.linalg.backend import to_host
 from svperturb.linalg.gpu import eigenvalue_kernel

@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import pytest
 
-from conftest import TINY_POINTS, simulate_study
+from support.studies import TINY_POINTS, simulate_study
 from svperturb.analysis.claims import Results
 from svperturb.analysis.report import data_quality
 from svperturb.cli import main
@@ -24,8 +24,9 @@ from svperturb.studies import (
     simulate_range,
 )
 from svperturb.studies import resnet_layer as resnet_module
+from svperturb.studies.datasets import finite_datasets
 
-SEED = 5  # conftest.simulate_study's
+SEED = 5  # support.studies.simulate_study's
 SAMPLES = 100
 
 
@@ -96,11 +97,11 @@ def test_a_clean_run_reports_zero_faults(tmp_path):
 
 @pytest.mark.parametrize("study", STUDIES)
 def test_a_non_finite_value_in_a_finite_dataset_marks_only_that_sample(tmp_path, monkeypatch, study):
-    """Whatever the study, NaN in its first FINITE dataset at sample 3 (e.g. cuSOLVER returning
+    """Whatever the study, NaN in its first finite dataset at sample 3 (e.g. cuSOLVER returning
     NaN without an error) flags sample 3 and no other, and the merge accepts it as a fault."""
     module = get_study(study)
     real = module.simulate
-    name = module.FINITE[0]
+    name = finite_datasets(module.DATASETS)[0]
 
     def with_nan(point, start, stop, xp, **options):
         per_sample, spectra = real(point, start, stop, xp, **options)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import reference_singular_values
+from support.reference import reference_singular_values
 from svperturb.linalg import engine
 from svperturb.sampling.ensembles import unit_variance_matrices
 from svperturb.studies import FAULT_ERROR, FAULT_OK, get_study, simulate_range

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from conftest import reference_singular_values, simulate_study, tampered_copy
+from support.reference import reference_singular_values
+from support.studies import simulate_study, tampered_copy
 from svperturb.analysis.claims import Results
 from svperturb.analysis.claims import paths as claims_paths
 from svperturb.analysis.claims.paths import (
@@ -326,7 +327,7 @@ def test_claims_inconclusive_without_their_studies(tmp_path):
 def test_figures_draw(results_dir, tmp_path):
     import matplotlib.pyplot as plt
 
-    for stem, (_, draw, needs_fits) in FIGURES.items():
+    for stem, (draw, needs_fits) in FIGURES.items():
         assert not needs_fits
         fig = draw(Results(results_dir))
         assert fig is not None, stem

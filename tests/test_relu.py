@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from conftest import reference_singular_values, simulate_study, tampered_copy
+from support.reference import reference_singular_values
+from support.studies import simulate_study, tampered_copy
 from svperturb.analysis.claims.common import Results
 from svperturb.analysis.claims.relu import (
     CLAIMS,
@@ -359,7 +360,7 @@ def test_depth_summary(results_dir):
 
 
 def test_figures_draw_and_skip_missing_studies(results_dir, tmp_path):
-    for stem, (caption, draw, needs_fits) in FIGURES.items():
+    for stem, (draw, needs_fits) in FIGURES.items():
         assert not needs_fits
         assert isinstance(draw(Results(results_dir)), matplotlib.figure.Figure), stem
         assert draw(Results(tmp_path)) is None, stem

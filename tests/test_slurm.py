@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import yaml
 
-from slurm_cluster import Cluster, ensure_slurm
+from support.slurm_cluster import Cluster, ensure_slurm
 from svperturb.config import study_configs, validate_config
 from svperturb.studies import grid_points
 

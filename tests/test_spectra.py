@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.stats import ortho_group
 
-from conftest import reference_singular_values, reference_symmetric_eigenvalues
+from support.reference import reference_singular_values, reference_symmetric_eigenvalues
 from svperturb.linalg.spectra import (
     add_identity,
     condition_number,

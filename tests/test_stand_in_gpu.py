@@ -1,8 +1,8 @@
-"""The code svperturb runs only on CuPy, run here on tests/fake_cupy (NumPy behind CuPy's
-interface, the spectra kernels' CUDA branch emulated behind RawModule): choosing the backend,
-compiling and launching the kernels, the tile kernels' first-call check and its fallback, a
-simulate job's shard, the kernel sweep. What only a GPU can tell (speed, NVRTC's and the driver's
-own behaviour) is left to the GPU tests."""
+"""The code svperturb runs only on CuPy, run here on tests/support/cupy_stand_in (NumPy behind
+CuPy's interface and its host/device wall, the spectra kernels' CUDA branch emulated behind
+RawModule): choosing the backend, compiling and launching the kernels, the tile kernels'
+first-call check and its fallback, a simulate job's shard, the kernel sweep. What only a GPU can
+tell (speed, NVRTC's and the driver's own behaviour) is left to the GPU tests."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-import fake_cupy
-import kernel_on_cpu
+from support import cupy_stand_in, kernel_on_cpu
 from svperturb.cli import main
 from svperturb.linalg import engine
 from svperturb.linalg.backend import select_backend
@@ -39,11 +38,11 @@ def _clear_caches() -> None:
 def stand_in(monkeypatch):
     """The stand-in as `cupy`, the kernels' caches empty before and after, its launches recorded,
     and the kernels taken on any batch (the engine's table asks for 4,096 matrices)."""
-    cupy = fake_cupy.install(monkeypatch)
+    cupy = cupy_stand_in.install(monkeypatch)
     smallest, largest, _ = engine.EIGENVALUE_KERNEL["cupy"]
     monkeypatch.setitem(engine.EIGENVALUE_KERNEL, "cupy", (smallest, largest, 1))
     _clear_caches()
-    fake_cupy.LAUNCHES.clear()
+    cupy_stand_in.LAUNCHES.clear()
     yield cupy
     _clear_caches()
 
@@ -72,7 +71,7 @@ def test_the_engine_compiles_checks_and_launches_the_tile_kernels(stand_in):
     w = layers(40, 24)
     spectrum = engine.singular_values(stand_in.asarray(w), stand_in, well_conditioned=False)
     assert eigenvalue_kernel._tile_agrees() and eigenvalue_kernel.uses_tile(40, stand_in)
-    launched = set(fake_cupy.LAUNCHES)
+    launched = set(cupy_stand_in.LAUNCHES)
     assert launched == set(eigenvalue_kernel.KERNELS)  # the check runs the streaming ones too
     reference = np.linalg.svd(w, compute_uv=False)
     values = spectrum.values.get()
@@ -84,14 +83,14 @@ def test_the_engine_compiles_checks_and_launches_the_tile_kernels(stand_in):
 
 def test_a_tile_kernel_failing_on_the_gpu_leaves_the_streaming_ones_said_once(
         stand_in, monkeypatch, caplog):
-    real = fake_cupy._Loaded.__call__
+    real = cupy_stand_in.RawKernel.__call__
 
     def failing(self, grid, block, args, shared_mem=0):
         if self.name.startswith("tile_"):
             raise RuntimeError("CUDA_ERROR_LAUNCH_FAILED: unspecified launch failure")
         return real(self, grid, block, args, shared_mem=shared_mem)
 
-    monkeypatch.setattr(fake_cupy._Loaded, "__call__", failing)
+    monkeypatch.setattr(cupy_stand_in.RawKernel, "__call__", failing)
     g = stand_in.asarray(np.swapaxes(layers(40, 6), -1, -2) @ layers(40, 6))
     with caplog.at_level(logging.WARNING, logger="svperturb.linalg.gpu.eigenvalue_kernel"):
         ours = eigenvalue_kernel.symmetric_eigenvalues_by_kernel(g, stand_in).get()
@@ -119,7 +118,8 @@ def test_a_simulate_job_on_the_gpu_makes_its_draws_there_and_records_its_solver(
             "on the host (NumPy)"
         for name, rtol in (("s1", 2e-12), ("s_min", 2e-10), ("tau_bar", 2e-12)):
             np.testing.assert_allclose(gpu[name][()], cpu[name][()], rtol=rtol, err_msg=name)
-    assert "tile_tridiagonalize" in fake_cupy.LAUNCHES and device_draws.KERNEL in fake_cupy.LAUNCHES
+    assert "tile_tridiagonalize" in cupy_stand_in.LAUNCHES
+    assert device_draws.KERNEL in cupy_stand_in.LAUNCHES
 
 
 def test_the_kernel_sweep_on_the_gpu_times_the_streaming_kernels_beside_the_tiles(
@@ -151,7 +151,8 @@ def test_the_bench_times_draws_made_on_the_gpu_at_every_width(stand_in):
     rows = bench.bench_draws([8, 300], stand_in, threads=1, repeats=1, scale=1e-6)
     made = [r for r in rows if r["step"] == bench.DEVICE_DRAWS]
     assert [r["n"] for r in made] == [8, 300] and all(r["matrices_per_s"] > 0 for r in made)
-    assert fake_cupy.LAUNCHES.count(device_draws.KERNEL) >= 2 + 2  # the check's two, then both n
+    # the check's two, then both n
+    assert cupy_stand_in.LAUNCHES.count(device_draws.KERNEL) >= 2 + 2
     assert 300 > device_draws.DEVICE_DRAWS_WIDEST
     printed = bench.format_table([], [], "stand-in", draws=rows)
     assert "suggested device_draws.DEVICE_DRAWS_WIDEST = " in printed

@@ -23,7 +23,7 @@ The streaming kernels' source is also plain C: the test suite compiles it with t
 checks it against LAPACK on the CPU. It compiles the CUDA branch as C++, each block's threads
 std::threads meeting at a barrier, in place of CuPy's compiled kernels, once more with
 ThreadSanitizer (the tile kernels' threads share memory), and compiles it with NVRTC and ptxas as
-CuPy does (tests/kernel_on_cpu.py): only the GPU itself is left to the GPU tests.
+CuPy does (tests/support/kernel_on_cpu.py): only the GPU itself is left to the GPU tests.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ WIDEST_TILE: int | None = None
 # batch of a few thousand matrices spreads over all of a GPU's multiprocessors instead of a quarter.
 THREADS_PER_BLOCK = 64
 # NVRTC's options; CuPy adds the GPU's architecture (the tests compile the source with the same
-# options for the GPUs svperturb targets, where no GPU is: tests/kernel_on_cpu.py)
+# options for the GPUs svperturb targets, where no GPU is: tests/support/kernel_on_cpu.py)
 NVRTC_OPTIONS = ("--std=c++11",)
 
 
@@ -89,7 +89,7 @@ def _compiled():
 def kernel_resources() -> dict[str, dict[str, int]]:
     """Per compiled kernel, as the GPU's driver loaded it: registers per thread and local memory
     (bytes per thread, where spilled registers and arrays indexed at run time go): what the tests
-    read from ptxas where no GPU is (tests/kernel_on_cpu.gpu_resources)."""
+    read from ptxas where no GPU is (tests/support/kernel_on_cpu.gpu_resources)."""
     return {name: {"registers": int(kernel.attributes["num_regs"]),
                    "local_bytes": int(kernel.attributes["local_size_bytes"])}
             for name, kernel in _compiled().items()}

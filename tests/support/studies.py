@@ -1,0 +1,72 @@
+"""The studies in the tests: a tiny grid point of each (docs/studies.md, The grid and seeding), a
+study simulated and merged through the CLI as the workflow does, and a tampered copy of merged
+results."""
+
+from __future__ import annotations
+
+# One job-level grid point per study, small enough that hundreds of samples take milliseconds.
+# The convnet point uses eta = -1 so that the absolute-value branch (Proposition 23) is exercised.
+TINY_POINTS = {
+    "unit_variance": {"distribution": "gaussian", "width": 4},
+    "resnet_layer": {"distribution": "uniform", "width": 4, "weight_scale": 2.0,
+                     "skip": [0.0, 0.5, 1.0]},
+    "convnet_vs_resnet": {"distribution": "gaussian", "width": 5, "weight_scale": 2.0,
+                          "activation_slope": -1.0, "activity": 0.4, "skip": [0.0, 1.0]},
+    "hard_bounds": {"width": 4, "entry_bound": 0.3, "weight_pattern": "random_signs", "depth": 2,
+                    "activation_slope": 0.0, "activity": 0.5},
+    "relu_layer": {"distribution": "gaussian", "width": 6, "weight_scale": 50.0,
+                   "activation_slope": 0.1, "activity": 0.5, "skip": [0.0, 1.0], "theta": [4.1]},
+    "depth": {"distribution": "gaussian", "width": 5, "weight_scale": 2.0, "activation_slope": 0.0,
+              "activity": 0.6, "depth": 2, "skip": [0.0, 1.0]},
+    "derivative": {"distribution": "uniform", "width": 4, "weight_scale": 2.0, "skip": [0.0, 0.5]},
+    "data_factor": {"distribution": "gaussian", "width": 3, "weight_scale": 2.0, "activation_slope": 0.1,
+                    "activity": 0.5, "batch_size": 2, "skip": [0.0, 1.0]},
+    "rho_paths": {"distribution": "gaussian", "width": 4, "skip": [0.0, 0.25, 0.5, 0.75, 1.0]},
+    "toy_network": {"width": 3, "activation_slope": 0.1, "skip": [0.0, 0.5, 1.0]},
+}
+
+
+def simulate_study(directory, study: str, points: list[str], samples: int, *inner: str,
+                   block_size: int | None = None) -> None:
+    """Each Hive-style grid point of `study` simulated through the CLI (seed 5, NumPy, one shard
+    of `samples`, blocks of `block_size` if given), merged into directory/<study>.h5 as the
+    workflow merges, every shard checked against the seed and the inner axes `inner` (e.g.
+    "--skip", "0", "1"), which go to every simulate too."""
+    from svperturb.cli import main
+
+    size = ["--block-size", str(block_size)] if block_size else []
+    shards = []
+    for i, point in enumerate(points):
+        shard = directory / "shards" / f"{study}-{i}.h5"
+        assert main(["simulate", "--study", study, "--point", point, "--start", "0", "--stop",
+                     str(samples), "--seed", "5", "--backend", "numpy", "--output", str(shard),
+                     *size, *inner]) == 0
+        shards.append(str(shard))
+    assert main(["aggregate", "--study", study, "--samples", str(samples), "--seed", "5", *inner,
+                 "--output", str(directory / f"{study}.h5"), *shards]) == 0
+
+
+def tampered_copy(results_dir, tmp_path, study: str, changes: dict, where: str = "",
+                  every: bool = False):
+    """A copy of the merged results in tmp_path where `changes` {dataset: f(array)} edit the first
+    grid point whose path contains `where` (every such point with every=True); f returns the new
+    array, or None after editing its argument in place."""
+    import shutil
+
+    import h5py
+
+    from svperturb.analysis.claims import Results
+
+    for path in results_dir.glob("*.h5"):
+        shutil.copy(path, tmp_path / path.name)
+    with h5py.File(tmp_path / f"{study}.h5", "r+") as fh:
+        groups = []
+        fh.visititems(lambda name, obj: groups.append(name)
+                      if "point_json" in obj.attrs and where in name + "/" else None)
+        assert groups, f"no grid point of {study} matches {where!r}"
+        for group in groups if every else groups[:1]:
+            for dataset, change in changes.items():
+                values = fh[group][dataset][()]
+                new = change(values)
+                fh[group][dataset][...] = values if new is None else new
+    return Results(tmp_path)
