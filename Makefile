@@ -38,7 +38,7 @@ run: $(STAMP)
 	$(BIN)/svperturb info --config $(CONFIG)
 	$(BIN)/snakemake --workflow-profile workflow/profiles/default --configfile $(CONFIG) \
 		--cores $(CORES) $(ARGS)
-	@echo "report: $(CURDIR)/results/report/index.html"
+	@echo "report: $$($(BIN)/svperturb info --config $(CONFIG) --print report)"
 
 # After a killed run: a SIGKILLed Snakemake leaves its lock behind. Only when no other Snakemake
 # is running in this directory.
@@ -68,6 +68,7 @@ gpu-wheels: $(STAMP)
 gpu-check:
 	PYTHON=$(PYTHON) WHEELS=$(WHEELS) bash scripts/gpu-check $(LOGS)
 
-# Removes generated results (shards, merged files, fits, report). Asks nothing: think first.
-clean-results:
-	rm -rf results .snakemake
+# Removes CONFIG's results folder (shards, merged files, fits, report, logs). Other configs'
+# folders and Snakemake's state stay. Asks nothing: think first.
+clean-results: $(STAMP)
+	rm -rf "$$($(BIN)/svperturb info --config $(CONFIG) --print results)"

@@ -134,3 +134,26 @@ def test_a_job_of_several_points_refuses_bad_input_before_computing_any(tmp_path
     for fragment in fragments:
         assert fragment in err
     assert not list(tmp_path.iterdir())
+
+
+def test_info_prints_the_configs_results_folder_and_report(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "config.yaml"
+    config.write_text(Path(__file__).parent.joinpath("data", "tiny.yaml").read_text())
+    assert main(["info", "--config", str(config), "--print", "results"]) == 0
+    assert capsys.readouterr().out == "results/tiny\n"
+    assert main(["info", "--config", str(config), "--print", "report"]) == 0
+    assert capsys.readouterr().out == "results/tiny/report/index.html\n"
+    assert main(["info", "--config", str(config)]) == 0
+    assert "results folder: results/tiny (report: results/tiny/report/index.html)" in capsys.readouterr().out
+    assert not (tmp_path / "results").exists()  # info creates nothing
+
+
+def test_info_refuses_a_results_folder_that_is_a_file(tmp_path, caplog, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results").write_text("")
+    config = tmp_path / "config.yaml"
+    config.write_text(Path(__file__).parent.joinpath("data", "tiny.yaml").read_text()
+                      .replace("results: results/tiny", "results: results"))
+    code, err = run(caplog, "info", "--config", str(config), "--print", "results")
+    assert code == 2 and 'results: got "results", which is a file' in err

@@ -71,6 +71,7 @@ def test_minimal_config_gets_the_schema_defaults():
     assert config["keep_spectra"] == 16
     assert config["job_memory_mb"] == 1000
     assert config["verdicts"]["confidence"] == 0.95
+    assert config["results"] == "results"
     assert "verdicts" not in MINIMAL  # the caller's mapping is not modified
 
 
@@ -239,6 +240,12 @@ BAD_CONFIGS = {
     "unknown study": (
         lambda c: c["studies"].update(random_walk={"samples": 10, "shard_size": 10}),
         ["studies.random_walk", "unknown key", "resnet_layer"]),
+    "a results folder with a space": (
+        lambda c: c.update(results="my results"),
+        ['results: got "my results"', "without spaces or quotes"]),
+    "a results folder that is not a string": (
+        lambda c: c.update(results=["results"]),
+        ["results", "type string"]),
     "too few bootstrap replicates": (
         lambda c: c.update(verdicts={"bootstrap": 10}),
         ["verdicts.bootstrap", "got 10", ">= 50"]),

@@ -33,6 +33,7 @@ from svperturb.results import io
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "tests" / "data" / "resume.yaml"
+RESULTS = Path(yaml.safe_load(CONFIG.read_text())["results"])  # relative to the working directory
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
              "--workflow-profile", str(ROOT / "workflow" / "profiles" / "default"), "--cores", "2"]
 STUDIES = ("unit_variance", "resnet_layer", "rho_paths")
@@ -221,8 +222,8 @@ def reference(tmp_path_factory) -> dict:
     result = run(command(workdir))
     started, finished = jobs(result.stdout + result.stderr)
     assert finished == set(started.values())
-    return {"workdir": workdir, "jobs": finished, "hashes": dataset_hashes(workdir / "results"),
-            "claims": json.loads((workdir / "results" / "claims.json").read_text())}
+    return {"workdir": workdir, "jobs": finished, "hashes": dataset_hashes(workdir / RESULTS),
+            "claims": json.loads((workdir / RESULTS / "claims.json").read_text())}
 
 
 def test_sigkill_anywhere_then_resume_gives_identical_results_rerunning_only_interrupted_jobs(
@@ -254,7 +255,7 @@ def test_sigkill_anywhere_then_resume_gives_identical_results_rerunning_only_int
         while leftover_jobs(tmp_path) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not leftover_jobs(tmp_path), "a job survived the kill of its run"
-        assert_every_output_is_complete(tmp_path / "results")
+        assert_every_output_is_complete(tmp_path / RESULTS)
 
     for cmd in resume_command(tmp_path):  # the last resume runs to the end
         result = run(cmd)
@@ -271,10 +272,10 @@ def test_sigkill_anywhere_then_resume_gives_identical_results_rerunning_only_int
     interrupted = starts - len(reference["jobs"])
     assert 0 < interrupted <= 2 * len(kills)  # at most the 2 running jobs per kill
     # (b) identical numbers
-    assert dataset_hashes(tmp_path / "results") == reference["hashes"]
-    assert json.loads((tmp_path / "results" / "claims.json").read_text()) == reference["claims"]
+    assert dataset_hashes(tmp_path / RESULTS) == reference["hashes"]
+    assert json.loads((tmp_path / RESULTS / "claims.json").read_text()) == reference["claims"]
     # (c) nothing partial left behind
-    assert not list((tmp_path / "results").rglob(".*.tmp-*"))
+    assert not list((tmp_path / RESULTS).rglob(".*.tmp-*"))
     print(f"\nkill-and-resume: {len(kills)} kills in {runs + 1} runs; {starts} job starts vs "
           f"{len(reference['jobs'])} in a clean run ({interrupted} interrupted jobs rerun); "
           f"{len(reference['hashes'])} dataset hashes identical; kills: {kills}")
@@ -301,15 +302,15 @@ def test_killing_one_mpi_rank_fails_the_job_and_resuming_gives_identical_results
         time.sleep(0.02)
     assert session.wait() != 0 and killed is not None, session.log
     assert "Error in rule simulate" in session.log
-    assert_every_output_is_complete(tmp_path / "results")
+    assert_every_output_is_complete(tmp_path / RESULTS)
     _, done_before = jobs(session.log)
     for cmd in resume_command(tmp_path, path):
         result = run(cmd)
     started, done_after = jobs(result.stdout + result.stderr)
     assert not done_before & set(started.values())  # nothing finished is run again
     assert done_before | done_after == reference["jobs"]
-    assert dataset_hashes(tmp_path / "results") == reference["hashes"]  # 2 ranks == 1 rank
-    shards = list((tmp_path / "results" / "shards").rglob("shard-*.h5"))
+    assert dataset_hashes(tmp_path / RESULTS) == reference["hashes"]  # 2 ranks == 1 rank
+    shards = list((tmp_path / RESULTS / "shards").rglob("shard-*.h5"))
     assert shards and all(io.read_attrs(s)["ranks"] == 2 for s in shards)
 
 
@@ -344,12 +345,12 @@ def test_adding_a_width_and_samples_computes_only_the_new_shards(tmp_path, refer
         + [f"resnet_layer/distribution=gaussian/width=12/weight_scale=2/shard-000{k}.h5"
            for k in range(2)])
     aggregated = sorted(key for key in finished if key.startswith("aggregate"))
-    assert aggregated == ["aggregate results/resnet_layer.h5", "aggregate results/unit_variance.h5"]
+    assert aggregated == [f"aggregate {RESULTS}/resnet_layer.h5", f"aggregate {RESULTS}/unit_variance.h5"]
 
 
 def test_changing_the_shard_size_is_refused_naming_the_key_and_both_sizes(tmp_path, reference):
     workdir = copy_of(reference, tmp_path)
-    before = {p: p.stat().st_mtime_ns for p in (workdir / "results").rglob("*.h5")}
+    before = {p: p.stat().st_mtime_ns for p in (workdir / RESULTS).rglob("*.h5")}
     config = changed_config(
         tmp_path, lambda c: c["studies"]["unit_variance"].update(shard_size=256))
     result = run(command(workdir, config), check=False)
@@ -357,10 +358,11 @@ def test_changing_the_shard_size_is_refused_naming_the_key_and_both_sizes(tmp_pa
     assert result.returncode != 0
     assert "studies.unit_variance.shard_size" in message and "[0, 128)" in message
     assert "[0, 256)" in message and "set shard_size back to 128" in message
-    assert "delete results/shards/unit_variance" in message
-    assert {p: p.stat().st_mtime_ns for p in (workdir / "results").rglob("*.h5")} == before
+    assert f"delete {RESULTS}/shards/unit_variance" in message
+    assert "give this config its own results folder (the key `results`" in message
+    assert {p: p.stat().st_mtime_ns for p in (workdir / RESULTS).rglob("*.h5")} == before
     # the way out it names: delete the study's shards, and only that study is recomputed
-    shutil.rmtree(workdir / "results" / "shards" / "unit_variance")
+    shutil.rmtree(workdir / RESULTS / "shards" / "unit_variance")
     dry = run(command(workdir, config, "-n"))
     started, _ = jobs(dry.stdout + dry.stderr)
     simulated = [key for key in started.values() if key.startswith("simulate")]
@@ -377,3 +379,49 @@ def test_changing_the_seed_says_that_every_shard_will_be_recomputed(tmp_path, re
                 in message), message
     started, _ = jobs(message)
     assert sum(key.startswith("simulate") for key in started.values()) == 13
+
+
+def file_bytes(folder: Path) -> dict[str, str]:
+    """sha256 of every file under `folder`, by relative path."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def other_folder_config(tmp_path: Path, results: str) -> Path:
+    """resume.yaml with its own results folder and another split of unit_variance's samples."""
+    def change(config):
+        config["results"] = results
+        config["studies"]["unit_variance"]["shard_size"] = 64  # 128 in resume.yaml
+    return changed_config(tmp_path, change)
+
+
+def test_a_config_with_its_own_results_folder_leaves_anothers_run_byte_identical(tmp_path, reference):
+    workdir = copy_of(reference, tmp_path)
+    first = file_bytes(workdir / RESULTS)
+    other = other_folder_config(tmp_path, "results/other")
+    result = run(command(workdir, other))
+    started, finished = jobs(result.stdout + result.stderr)
+    assert set(started.values()) == finished
+    assert all("results/other/" in key for key in finished), finished
+    # another split, the same samples: the merged numbers are the first run's
+    assert dataset_hashes(workdir / "results" / "other") == reference["hashes"]
+    assert file_bytes(workdir / RESULTS) == first
+    for config in (CONFIG, other):  # Snakemake's state keeps both runs finished
+        dry = run(command(workdir, config, "-n"))
+        assert "Nothing to be done" in dry.stdout + dry.stderr, config
+
+
+def test_two_configs_run_at_the_same_moment_in_one_checkout(tmp_path, reference):
+    """Snakemake locks the files a run writes, not the directory: runs whose results folders
+    differ do not wait for each other."""
+    other = other_folder_config(tmp_path, "results/other")
+    sessions = [Session(command(tmp_path, CONFIG)), Session(command(tmp_path, other))]
+    overlapped = False  # seen: simulate jobs of both runs at once
+    while any(session.process.poll() is None for session in sessions):
+        overlapped = overlapped or all(svperturb_processes(s.root, "simulate") for s in sessions)
+        time.sleep(0.05)
+    codes = [session.wait() for session in sessions]
+    assert codes == [0, 0], "\n".join(session.log[-3000:] for session in sessions)
+    assert overlapped
+    assert dataset_hashes(tmp_path / RESULTS) == reference["hashes"]
+    assert dataset_hashes(tmp_path / "results" / "other") == reference["hashes"]

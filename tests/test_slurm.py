@@ -59,7 +59,8 @@ def test_slurm_run_with_mpi_ranks_equals_a_local_run(cluster, tmp_path):
     config["resources"] = {"ranks": 2, "runtime_minutes": 10}
     config_path = tmp_path / "tiny-slurm.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    targets = [f"results/{name}.h5" for name in STUDIES]
+    results = Path(config["results"])
+    targets = [f"{results}/{name}.h5" for name in STUDIES]
 
     began = time.monotonic()
     run(["--workflow-profile", str(ROOT / "workflow" / "profiles" / "slurm"),
@@ -71,7 +72,7 @@ def test_slurm_run_with_mpi_ranks_equals_a_local_run(cluster, tmp_path):
 
     # every simulate job ran as a SLURM job whose 2 ranks, started by srun (a job step),
     # shared the samples
-    shards = list((tmp_path / "slurm" / "results" / "shards").rglob("*.h5"))
+    shards = list((tmp_path / "slurm" / results / "shards").rglob("*.h5"))
     studies = study_configs(validate_config(config))
     assert len(shards) == sum(len(list(grid_points(name, s.grid))) * s.n_shards
                               for name, s in studies.items())
@@ -90,8 +91,8 @@ def test_slurm_run_with_mpi_ranks_equals_a_local_run(cluster, tmp_path):
     run(["--cores", "2", "--configfile", str(local_path), "--directory", str(tmp_path / "local"),
          *targets], env)
     for name in STUDIES:
-        a = merged_datasets(tmp_path / "slurm" / "results" / f"{name}.h5")
-        b = merged_datasets(tmp_path / "local" / "results" / f"{name}.h5")
+        a = merged_datasets(tmp_path / "slurm" / results / f"{name}.h5")
+        b = merged_datasets(tmp_path / "local" / results / f"{name}.h5")
         assert a.keys() == b.keys() and len(a) > 5
         for key in a:
             np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}: {key}")
@@ -112,7 +113,7 @@ def test_group_size_bundles_simulate_jobs_into_cluster_jobs(tmp_path):
     # (--group-components takes several values: it goes before the other options, as in `make slurm`)
     result = run([*extra, "-n", "--executor", "slurm", "--jobs", "4", "--slurm-status-command", "squeue",
                   "--configfile", str(path), "--directory", str(tmp_path / "run"),
-                  "results/resnet_layer.h5"], dict(os.environ))
+                  f"{config['results']}/resnet_layer.h5"], dict(os.environ))
     log = result.stdout + result.stderr
     assert log.count("Group job simulate") == 4  # 16 jobs in groups of 5, 5, 5, 1
     assert log.count("rule simulate:") == 16

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import subprocess
 import sys
@@ -80,10 +81,52 @@ def test_bad_config_stops_the_workflow_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def read_only(folder: Path) -> list[str]:
+    """A command prefix under which `folder` cannot be written: its mode for a user; a read-only
+    bind mount in a private mount namespace for root, whom file modes do not stop."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        return []
+    prefix = ["unshare", "--mount", "sh", "-c",
+              f"mount --bind '{folder}' '{folder}' && mount -o remount,bind,ro '{folder}' && exec \"$@\"", "sh"]
+    probe = subprocess.run([*prefix, "touch", str(folder / "probe")], capture_output=True, text=True)
+    if "Read-only file system" not in probe.stderr:
+        pytest.skip(f"cannot make a read-only folder as root here: {probe.stderr.strip()}")
+    return prefix
+
+
+@pytest.mark.parametrize("case", ["a file", "not writable", "inside src/"])
+def test_a_results_folder_that_cannot_hold_results_is_refused_before_any_job(tmp_path, case):
+    config = yaml.safe_load(TINY.read_text())
+    prefix, work = [], tmp_path / "work"
+    work.mkdir()
+    if case == "a file":
+        (work / "taken").write_text("a researcher's notes\n")
+        config["results"], expected = "taken", "which is a file"
+    elif case == "not writable":
+        (work / "locked").mkdir()
+        prefix = read_only(work / "locked")
+        config["results"], expected = "locked/results", "cannot be written"
+    else:
+        config["results"], expected = str(ROOT / "src" / "results"), "which holds the program"
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run([*prefix, *SNAKEMAKE, "--cores", "1", "--configfile", str(path),
+                             "--directory", str(work)], capture_output=True, text=True, timeout=300)
+    message = result.stdout + result.stderr
+    assert result.returncode != 0 and f'results: got "{config["results"]}"' in message, message
+    assert expected in message and "allowed:" in message
+    assert "rule simulate" not in message and not (ROOT / "src" / "results").exists()
+    if case == "a file":
+        assert (work / "taken").read_text() == "a researcher's notes\n"
+    if case == "not writable":
+        assert not (work / "locked" / "results").exists()
+
+
 @pytest.mark.slow
 def test_tiny_config_runs_end_to_end_and_judges_all_16_claims(tmp_path):
     snakemake("--cores", "2", "--configfile", str(TINY), "--directory", str(tmp_path))
-    results = tmp_path / "results"
+    results = tmp_path / yaml.safe_load(TINY.read_text())["results"]
 
     claims = json.loads((results / "claims.json").read_text())
     assert [c["id"] for c in claims] == list(range(1, 17))

@@ -26,6 +26,7 @@ from svperturb import __version__
 from svperturb.config import (
     COMPARES_SKIP_ENDPOINTS,
     ConfigError,
+    check_results_folder,
     config_schema,
     load_config,
     study_configs,
@@ -339,7 +340,20 @@ def cmd_cluster_args(args: argparse.Namespace) -> int:
     return 0
 
 
+def _results_folder(config: dict) -> Path:
+    """The config's results folder, checked as the workflow checks it (run from the checkout)."""
+    cwd = Path.cwd()
+    check_results_folder(config["results"], cwd, cwd if (cwd / "Snakefile").is_file() else None)
+    return Path(config["results"])
+
+
 def cmd_info(args: argparse.Namespace) -> int:
+    if args.print:
+        if not args.config:
+            raise ConfigError("--print: needs --config, whose results folder it prints")
+        results = _results_folder(load_config(args.config))
+        print(results / "report" / "index.html" if args.print == "report" else results)
+        return 0
     backend = select_backend(args.backend)
     print(f"svperturb on {socket.gethostname()} ({platform.platform()})")
     print(f"backend: {backend.name}   device: {backend.device}")
@@ -354,7 +368,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.config:
 
         config = load_config(args.config)
+        results = _results_folder(config)
         print(f"config {args.config}: valid; seed {config['seed']}, job_memory_mb {config['job_memory_mb']}")
+        print(f"  results folder: {results} (report: {results / 'report' / 'index.html'})")
         total_jobs = 0
         for name, study in study_configs(config).items():
             points = list(grid_points(name, study.grid))
@@ -467,6 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="backend, versions and (with --config) a summary of a config")
     p.add_argument("--config", help="validate and summarise this config file")
     p.add_argument("--backend", choices=BACKENDS, default="auto")
+    p.add_argument("--print", choices=("results", "report"),
+                   help="print only the config's results folder, or its report's path")
     p.set_defaults(func=cmd_info)
     return parser
 

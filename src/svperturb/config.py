@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import tempfile
 import warnings
 from functools import lru_cache
 from importlib import resources
@@ -71,6 +72,8 @@ def _allowed(error: jsonschema.ValidationError) -> str:
         return f"a list of at least {val} item(s)"
     if kw == "uniqueItems":
         return "a list without repeated values"
+    if kw == "pattern":
+        return schema.get("title", f"a string matching {val}")
     if kw == "minProperties":
         return f"a mapping with at least {val} key(s): " + ", ".join(schema.get("properties", {}))
     return f"a value satisfying {kw}={val!r}"
@@ -176,6 +179,44 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
                     stacklevel=2,
                 )
     return config
+
+
+# Folders of a checkout that hold the program, its history or Snakemake's state: never results.
+CHECKOUT_FOLDERS = ("src", "workflow", "config", "tests", "docs", "scripts", ".git", ".snakemake")
+
+
+def check_results_folder(results: str, workdir: str | Path, checkout: str | Path | None = None) -> Path:
+    """The `results` folder resolved against `workdir`, once it can hold a run's results.
+
+    Raises ConfigError, before any job, when it is a file, lies inside the installed package or
+    inside (or is, or holds) the checkout's program folders, or cannot be written. Creates nothing.
+    """
+    folder = (Path(workdir) / results).resolve()
+    key = f"results: got {json.dumps(results)}"
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{key}, which is a file ({folder}); allowed: a folder, new or existing")
+    protected = [Path(__file__).resolve().parent]
+    if checkout is not None:
+        root = Path(checkout).resolve()
+        protected += [root / name for name in CHECKOUT_FOLDERS]
+        if folder == root or root.is_relative_to(folder):
+            raise ConfigError(f"{key} ({folder}), which holds the checkout {root}; allowed: a "
+                              f"folder of its own, e.g. results/<name>")
+    for place in protected:
+        if folder.is_relative_to(place):
+            raise ConfigError(f"{key} ({folder}), inside {place}, which holds the program; allowed: "
+                              "a folder outside it, e.g. results/<name> in the checkout")
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"{key}: {existing} is a file, so {folder} cannot be created; allowed: "
+                          "a folder whose parents are folders")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{key}: {existing} cannot be written ({exc.strerror}), so the run could "
+                          "not store its results; allowed: a folder you can write") from None
+    return folder
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

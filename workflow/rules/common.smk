@@ -7,18 +7,21 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
-from svperturb.config import ConfigError, study_configs, validate_config
+from svperturb.config import ConfigError, check_results_folder, study_configs, validate_config
 from svperturb.results.io import point_path
 from svperturb.results.resume import compare_with_existing_shards
 from svperturb.studies import batched_axes, get_study, grid_points, job_axes
 
 try:
     CONFIG = validate_config(config)
+    # The config's own results folder (relative to the working directory, --directory): shards,
+    # merged files, fits, report, logs and benchmarks all go under it.
+    check_results_folder(CONFIG["results"], os.getcwd(), workflow.basedir)
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
 STUDIES = study_configs(CONFIG)
-RESULTS = "results"
+RESULTS = os.path.normpath(CONFIG["results"])
 # A rerun keeps finished shards; a config that would re-split them is refused before any job.
 _problems, _notes = compare_with_existing_shards(RESULTS, STUDIES, CONFIG["seed"])
 if _problems:

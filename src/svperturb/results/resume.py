@@ -48,8 +48,10 @@ def compare_with_existing_shards(results: str | Path, studies: Mapping[str, Stud
                 f"studies.{name}.shard_size: the {count} shards in {folder} were split with shard 0 "
                 f"= samples [{old[0]}, {old[1]}) (e.g. {shard}); this config makes it [{first[0]}, "
                 f"{first[1]}) (shard_size {study.shard_size}, samples {study.samples}), which would "
-                f"recompute all of them. Refused: set shard_size back to {old[1] - old[0]}, or "
-                f"delete {folder} to recompute the study from scratch.")
+                f"recompute all of them. Refused: set shard_size back to {old[1] - old[0]}; or "
+                f"give this config its own results folder (the key `results`, e.g. results: "
+                f"{Path(results) / 'new'}), which keeps these shards; or delete {folder} to "
+                f"recompute the study from scratch.")
             continue
         stored: dict[str, Any] = json.loads(attrs.get("point_json", "{}"))
         now = {"seed": seed, **{axis: point[axis] for axis in module.INNER}}
@@ -57,6 +59,7 @@ def compare_with_existing_shards(results: str | Path, studies: Mapping[str, Stud
                    if stored.get(key) != value]
         if changed:
             notes.append(f"study {name}: the config changes {', '.join(changed)} for the {count} "
-                         f"shards in {folder}: all of them will be recomputed")
+                         f"shards in {folder}: all of them will be recomputed (to keep them, give this config "
+                         f"its own results folder, the key `results`)")
     return problems, notes
 
