@@ -56,7 +56,8 @@ def test_cluster_args_turn_group_size_into_group_components(tmp_path, capsys):
 
     config = yaml.safe_load((Path(__file__).parent / "data" / "tiny.yaml").read_text())
     path = tmp_path / "c.yaml"
-    for size, expected in ((1, ""), (20, "--group-components simulate=20")):
+    prefix = "--slurm-jobname-prefix svperturb-results-tiny"  # from results: results/tiny
+    for size, expected in ((1, prefix), (20, f"--group-components simulate=20 {prefix}")):
         config["resources"] = {"group_size": size}
         path.write_text(yaml.safe_dump(config))
         assert main(["cluster-args", "--config", str(path)]) == 0
@@ -157,3 +158,18 @@ def test_info_refuses_a_results_folder_that_is_a_file(tmp_path, caplog, monkeypa
                       .replace("results: results/tiny", "results: results"))
     code, err = run(caplog, "info", "--config", str(config), "--print", "results")
     assert code == 2 and 'results: got "results", which is a file' in err
+
+
+@pytest.mark.parametrize(("results", "prefix"), [
+    ("results", "svperturb-results"),
+    ("results/paper", "svperturb-results-paper"),
+    ("/scratch/me/run.2026", "svperturb-scratch-me-run-2026"),
+    ("r/" + "x" * 80, "svperturb-r-" + "x" * 38),
+])
+def test_slurm_job_names_carry_the_results_folder_within_the_plugins_rule(results, prefix):
+    import re
+
+    from svperturb.cluster import slurm_job_prefix
+
+    name = slurm_job_prefix({"results": results})
+    assert name == prefix and re.fullmatch(r"[A-Za-z0-9_-]{1,50}", name)

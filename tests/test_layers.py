@@ -13,7 +13,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "svperturb"
 LAYERS = ("theory", "linalg", "sampling", "studies", "results", "analysis")
-ENTRY_POINTS = ("cli", "config", "bench", "__main__")
+ENTRY_POINTS = ("cli", "config", "cluster", "bench", "__main__")
 # (module, imported module) pairs the command line imports inside the verb that needs them
 DEFERRED = {("svperturb.cli", "svperturb.analysis.claims"), ("svperturb.cli", "svperturb.analysis.fit"),
             ("svperturb.cli", "svperturb.analysis.report"), ("svperturb.cli", "svperturb.bench")}

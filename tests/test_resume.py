@@ -15,12 +15,10 @@ import hashlib
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -29,6 +27,7 @@ import psutil
 import pytest
 import yaml
 
+from support.snakemake_run import Session, jobs
 from svperturb.results import io
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,24 +56,6 @@ def run(cmd: list[str], check: bool = True) -> subprocess.CompletedProcess:
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}")
     return result
-
-
-def jobs(log: str) -> tuple[dict[str, str], set[str]]:
-    """(jobid -> 'rule output', finished 'rule output's) of one Snakemake run's log (dry runs
-    indent the jobs of a group further)."""
-    started, finished, rule, output = {}, set(), None, ""
-    for line in map(str.strip, log.splitlines()):
-        if m := re.match(r"(?:local)?rule (\w+):$", line):
-            rule, output = m.group(1), ""
-        elif rule and line.startswith("output: "):
-            output = line.split(": ", 1)[1].split(", ")[0]
-        elif rule and (m := re.match(r"jobid: (\d+)$", line)):
-            if rule != "all":
-                started[m.group(1)] = f"{rule} {output}"
-            rule = None
-        elif m := re.match(r"Finished jobid: (\d+) \(Rule: (\w+)\)", line):
-            finished.add(m.group(1))
-    return started, {started[j] for j in finished if j in started}
 
 
 def file_hashes(path: Path) -> dict[str, str]:
@@ -150,32 +131,6 @@ def leftover_jobs(workdir: Path) -> list[psutil.Process]:
         except psutil.Error:
             continue
     return found
-
-
-class Session:
-    """One Snakemake process whose output is collected while the test watches its jobs."""
-
-    def __init__(self, cmd: list[str]):
-        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        text=True, start_new_session=True)
-        self.lines: list[str] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        self.root = psutil.Process(self.process.pid)
-
-    def _read(self):
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    def wait(self, timeout: float = 600) -> int:
-        code = self.process.wait(timeout=timeout)
-        self.reader.join(timeout=30)
-        self.process.stdout.close()
-        return code
-
-    @property
-    def log(self) -> str:
-        return "".join(self.lines)
 
 
 def kill_during(session: Session, rule: str, how: str, rng: random.Random) -> str | None:

@@ -23,6 +23,7 @@ import jsonschema
 from threadpoolctl import threadpool_limits
 
 from svperturb import __version__
+from svperturb.cluster import ClusterError, cancel_orphaned_jobs, cluster_arguments
 from svperturb.config import (
     COMPARES_SKIP_ENDPOINTS,
     ConfigError,
@@ -329,14 +330,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def cluster_arguments(config: dict) -> list[str]:
-    """Snakemake arguments that a config implies for cluster runs: the simulate group's size."""
-    size = config["resources"]["group_size"]
-    return [f"--group-components simulate={size}"] if size > 1 else []
-
-
 def cmd_cluster_args(args: argparse.Namespace) -> int:
     print(" ".join(cluster_arguments(load_config(args.config))))
+    return 0
+
+
+def cmd_slurm_cancel(args: argparse.Namespace) -> int:
+    cancel_orphaned_jobs(load_config(args.config), Path.cwd(), timeout=args.timeout)
     return 0
 
 
@@ -458,6 +458,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True)
     p.set_defaults(func=cmd_cluster_args)
 
+    p = sub.add_parser("slurm-cancel", help="cancel the SLURM jobs that a lost run of this config "
+                                            "left queued or running in this directory, and wait "
+                                            "until they are gone (before resuming)")
+    p.add_argument("--config", required=True)
+    p.add_argument("--timeout", type=float, default=600, help="seconds to wait for them (600)")
+    p.set_defaults(func=cmd_slurm_cancel)
+
     p = sub.add_parser("bench", help="speed and accuracy of the spectra routes vs the naive library SVD")
     p.add_argument("--backend", choices=BACKENDS, default="auto")
     p.add_argument("--widths", type=_positive_int, nargs="+", metavar="N",
@@ -518,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         _failed_writes.append(exc)
         return 2
-    except (BackendError, ConfigError, ShardError, StudyError) as exc:
+    except (BackendError, ClusterError, ConfigError, ShardError, StudyError) as exc:
         log.error("%s", exc)
         return 2
 

@@ -4,7 +4,7 @@
 None, or the reason this machine cannot run SLURM. `Cluster(directory)` starts munged, slurmctld
 and slurmd with every file (config, state, spool, logs, PIDs, the munge socket) under
 `directory`, and stops each daemon by its PID. Configuration as found by trying
-(../shared/SLURM-NOTES.md): no cgroups, PMI2 for pip's MPICH, no accounting storage (the
+(docs/cluster.md, "The test cluster"): no cgroups, PMI2 for pip's MPICH, no accounting storage (the
 workflow then polls squeue, and MinJobAge keeps finished jobs visible long enough).
 """
 
@@ -120,6 +120,7 @@ SelectTypeParameters=CR_Core_Memory
 MpiDefault=pmi2
 ReturnToService=2
 MinJobAge=600
+KillWait=5
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 SchedulerType=sched/backfill
