@@ -1,4 +1,5 @@
-"""The claims table: built from real (tiny) simulations, and able to say `not reproduced`."""
+"""The claims table: built from real (tiny) simulations, able to say `not reproduced`, every claim
+naming the registered paper it tests."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import pytest
 from support.studies import simulate_study, tampered_copy
 from svperturb.analysis.claims import (
     CLAIMS,
+    SOURCES,
+    Claim,
     Results,
     absolute_value_patterns,
     evaluate,
@@ -82,3 +85,16 @@ def test_every_claim_gets_a_row_and_missing_studies_are_inconclusive(results_dir
             assert by_id[claim.id]["measured"].startswith(f"not run: {missing[0]}")
     assert by_id[1]["verdict"] == REPRODUCED
     assert set(fits) == {str(i) for i in range(1, 17)}  # no depth study, no depth table
+    assert [row["source"] for row in rows] == [claim.source for claim in CLAIMS]
+
+
+def test_every_claim_tests_a_registered_paper():
+    assert all(claim.source in SOURCES for claim in CLAIMS)
+    assert [claim.source for claim in CLAIMS if claim.id <= 16] == ["2203.03099"] * 16
+    assert len({claim.id for claim in CLAIMS}) == len(CLAIMS)
+    for arxiv, source in SOURCES.items():
+        assert source.arxiv == arxiv and source.citation and source.title
+        assert source.url == f"https://arxiv.org/abs/{arxiv}"
+    assert SOURCES["2203.03099"].citation == "Riedi, Balestriero, Baraniuk (2022)"
+    with pytest.raises(ValueError, match="not registered"):
+        Claim(17, "t", "p", (), growth_bounds, source="9999.00002")

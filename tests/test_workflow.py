@@ -131,7 +131,8 @@ def test_tiny_config_runs_end_to_end_and_judges_all_16_claims(tmp_path):
     claims = json.loads((results / "claims.json").read_text())
     assert [c["id"] for c in claims] == list(range(1, 17))
     for claim in claims:
-        assert set(claim) == {"id", "title", "paper", "headline", "measured", "verdict", "evidence"}
+        assert set(claim) == {"id", "source", "title", "paper", "headline", "measured", "verdict", "evidence"}
+        assert claim["source"] == "2203.03099"
         assert claim["verdict"] in VERDICTS
         assert claim["measured"] and not claim["measured"].startswith("not run")
     fits = json.loads((results / "fits.json").read_text())

@@ -1,8 +1,9 @@
 """The report: every figure of svperturb.analysis.figures, drawn from the merged results, claims.md
 and a self-contained index.html (figures embedded, no script). The page opens with the verdicts:
-how many claims were reproduced, which were not and why (their headlines); then a row per claim
-with its one-line headline, verdict and figures (click to enlarge), its full evidence one click
-away; then the depth study, data quality and provenance."""
+how many claims were reproduced (per paper, when claims test several), which were not and why
+(their headlines); then, paper by paper in the order of SOURCES, a row per claim with its one-line
+headline, verdict and figures (click to enlarge), its full evidence one click away; then the depth
+study, data quality and provenance."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import matplotlib.pyplot as plt
 
 from svperturb import __version__
 from svperturb.analysis.captions import CAPTIONS
-from svperturb.analysis.claims import Results
+from svperturb.analysis.claims import SOURCES, Results, Source
 from svperturb.analysis.figures import FIGURES
 from svperturb.analysis.fit import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, VERDICTS
 from svperturb.results.io import write_text_atomic
@@ -47,25 +48,47 @@ def _counts(claims: list[dict]) -> dict[str, int]:
     return {v: sum(c["verdict"] == v for c in claims) for v in VERDICTS}
 
 
+def by_source(claims: list[dict]) -> list[tuple[Source, list[dict]]]:
+    """The claims grouped by the paper they test, in the order of SOURCES (papers without claims
+    left out). A claim whose source is not registered is an error."""
+    unknown = sorted({str(c.get("source")) for c in claims if c.get("source") not in SOURCES})
+    if unknown:
+        raise ValueError(f"claims.json: source {', '.join(unknown)} is not registered in SOURCES "
+                         f"({', '.join(SOURCES)}); a claims.json without sources predates them: "
+                         "run `svperturb fit` again")
+    groups = [(source, [c for c in claims if c["source"] == key]) for key, source in SOURCES.items()]
+    return [(source, mine) for source, mine in groups if mine]
+
+
 def _claims_markdown(claims: list[dict]) -> str:
-    counts = _counts(claims)
+    counts, groups = _counts(claims), by_source(claims)
     lines = ["# svperturb claims table", "",
              f"{counts[REPRODUCED]} of {len(claims)} claims reproduced, "
              + ", ".join(f"{counts[v]} {v}" for v in FLAGGED) + ".", ""]
+    if len(groups) > 1:
+        for source, mine in groups:
+            mine_counts = _counts(mine)
+            lines.append(f"- {source.citation}: {mine_counts[REPRODUCED]} of {len(mine)} reproduced, "
+                         + ", ".join(f"{mine_counts[v]} {v}" for v in FLAGGED) + ".")
+        lines.append("")
     for verdict in FLAGGED:
         flagged = [c for c in claims if c["verdict"] == verdict]
         if flagged:
             lines += [f"{verdict.capitalize()}:", ""]
             lines += [f"- {c['id']} {c['title']}: {c['headline']}" for c in flagged] + [""]
-    lines += ["| # | claim | headline (intervals, sample sizes) | verdict |", "|---|---|---|---|"]
-    for c in claims:
-        cells = [str(c["id"]), c["title"], c["headline"], f"**{c['verdict']}**"]
-        lines.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
-    lines += ["", "## Evidence"]
-    for c in claims:
-        lines += ["", f"### {c['id']}. {c['title']}: {c['verdict']}", "", f"Paper: {c['paper']}", ""]
-        lines += [f"- {item}" for item in clauses(c["measured"])]
-    return "\n".join(lines) + "\n"
+    for source, mine in groups:
+        lines += [f"## {source.citation}, *{source.title}*", "",
+                  f"[arXiv:{source.arxiv}]({source.url})", "",
+                  "| # | claim | headline (intervals, sample sizes) | verdict |", "|---|---|---|---|"]
+        for c in mine:
+            cells = [str(c["id"]), c["title"], c["headline"], f"**{c['verdict']}**"]
+            lines.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
+        lines += ["", "### Evidence"]
+        for c in mine:
+            lines += ["", f"#### {c['id']}. {c['title']}: {c['verdict']}", "", f"Paper: {c['paper']}", ""]
+            lines += [f"- {item}" for item in clauses(c["measured"])]
+        lines.append("")
+    return "\n".join(lines)
 
 
 def _provenance(results: Results) -> list[str]:
@@ -113,10 +136,13 @@ h1{font-size:21px;margin:16px 0 2px}h2{font-size:17px;margin:28px 0 8px}h3{font-
 .sub{color:#555;margin:0 0 12px}code{font-size:12px}
 #summary{background:#f5f6f8;border:1px solid #d9dce3;border-radius:6px;padding:4px 20px 10px}
 #summary h2{margin-top:10px}.counts{font-size:19px;margin:4px 0 8px}.counts b{font-size:26px}
-.counts .reproduced{color:#1b7837}.counts .not-reproduced{color:#b2182b}.counts .inconclusive{color:#8c6d1f}
+#summary b.reproduced{color:#1b7837}#summary b.not-reproduced{color:#b2182b}
+#summary b.inconclusive{color:#8c6d1f}
 #summary ul{margin:2px 0;padding-left:20px}#summary li{margin:5px 0}
 a{color:#1f5fa8;text-decoration:none}a:hover{text-decoration:underline}
 .alert{color:#b2182b;font-weight:bold}
+h3.source{font-size:15px;margin:14px 0 6px}table+h3.source{margin-top:30px}
+h3.source i,h3.source a{font-weight:normal}
 table{border-collapse:collapse;width:100%}
 th{text-align:left;font-size:12px;font-weight:600;color:#555;border-bottom:2px solid #ccc;padding:4px 8px}
 td{border-bottom:1px solid #e4e4e4;padding:9px 8px;vertical-align:top}
@@ -179,11 +205,25 @@ def _claim_row(claim: dict, figures: dict[str, Path]) -> str:
             f"<td class='figures'>{''.join(_figure(n, figures[n]) for n in mine) or NO_FIGURE}</td></tr>")
 
 
-def _summary(claims: list[dict]) -> str:
+def _tally(claims: list[dict], what: str) -> str:
+    """'<b>14</b> of 16 claims reproduced · <b>2</b> not reproduced · <b>0</b> inconclusive'."""
     counts = _counts(claims)
-    text = (f"<section id='summary'><h2>Verdicts</h2><p class='counts'><b class='reproduced'>"
-            f"{counts[REPRODUCED]}</b> of {len(claims)} claims reproduced"
-            + "".join(f" · <b class='{v.replace(' ', '-')}'>{counts[v]}</b> {v}" for v in FLAGGED) + "</p>"
+    return (f"<b class='reproduced'>{counts[REPRODUCED]}</b> of {len(claims)} {what}"
+            + "".join(f" · <b class='{v.replace(' ', '-')}'>{counts[v]}</b> {v}" for v in FLAGGED))
+
+
+def _source_id(source: Source) -> str:
+    return f"source-{source.arxiv}"
+
+
+def _summary(claims: list[dict]) -> str:
+    groups = by_source(claims)
+    per_source = ("<ul class='sources'>" + "".join(
+        f"<li><a href='#{_source_id(source)}'>{esc(source.citation)}</a>: "
+        f"{_tally(mine, 'reproduced')}</li>" for source, mine in groups) + "</ul>"
+        if len(groups) > 1 else "")
+    text = (f"<section id='summary'><h2>Verdicts</h2><p class='counts'>"
+            f"{_tally(claims, 'claims reproduced')}</p>{per_source}"
             + "<p>Reproduced: " + (", ".join(f"<a href='#claim-{c['id']}'>{c['id']}</a>" for c in claims
                                           if c["verdict"] == REPRODUCED) or "none") + ".</p>")
     for verdict in FLAGGED:
@@ -207,28 +247,40 @@ def _depth(depth: dict | None, figures: dict[str, Path]) -> str:
                + "".join(f"<li>{esc(item)}</li>" for item in numbers) + "</ul></details>" if numbers else ""))
 
 
+CLAIMS_HEAD = ("<table><thead><tr><th>#</th><th>claim</th><th>headline · evidence</th><th>verdict</th>"
+               "<th>figure (click to enlarge)</th></tr></thead>")
+
+
+def _claims_tables(claims: list[dict], figures: dict[str, Path]) -> str:
+    """Per paper: a heading with its citation and link, then its claims' rows with their figures."""
+    return "\n".join(
+        f"<h3 class='source' id='{_source_id(source)}'>{esc(source.citation)}, "
+        f"<i>{esc(source.title)}</i>, <a href='{esc(source.url)}'>arXiv:{esc(source.arxiv)}</a></h3>\n"
+        f"{CLAIMS_HEAD}\n<tbody>\n" + "\n".join(_claim_row(c, figures) for c in mine) + "\n</tbody></table>"
+        for source, mine in by_source(claims))
+
+
 def _index_html(results_dir: Path, claims: list[dict], fits: dict, figures: dict[str, Path],
                 quality: list[str], provenance: list[str]) -> str:
     warnings = [row for row in quality if row.startswith("WARNING")]
     banner = (f"<p class='alert'>{len(warnings)} grid point(s) merged from shards of another svperturb "
               "version: see Data quality.</p>" if warnings else "")
-    rows = "\n".join(_claim_row(c, figures) for c in claims)
+    sources = [source for source, _ in by_source(claims)]
+    others = len(sources) - 1
+    title = sources[0].title + (f" and {others} related paper{'s' * (others > 1)}" if others else "")
+    cited = "; ".join(f"{s.citation}, arXiv {s.arxiv}" for s in sources)
     quality_html = "".join(f"<li{' class=alert' if row.startswith('WARNING') else ''}>{esc(row)}</li>"
                            for row in quality)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>svperturb report</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head><body>
-<h1>svperturb {__version__}: Singular Value Perturbation and Deep Network Optimization, reproduced</h1>
-<p class="sub">Riedi, Balestriero, Baraniuk (arXiv 2203.03099). Results from <code>{esc(str(results_dir))}</code>.
+<h1>svperturb {__version__}: {esc(title)}, reproduced</h1>
+<p class="sub">{esc(cited)}. Results from <code>{esc(str(results_dir))}</code>.
 Each claim's headline gives the numbers that decide its verdict, with their intervals and sample sizes N.</p>
 {banner}
 {_summary(claims)}
 <h2>Claims</h2>
-<table><thead><tr><th>#</th><th>claim</th><th>headline · evidence</th><th>verdict</th>
-<th>figure (click to enlarge)</th></tr></thead>
-<tbody>
-{rows}
-</tbody></table>
+{_claims_tables(claims, figures)}
 {_depth(fits.get("depth"), figures)}
 <h2>Data quality</h2><ul>{quality_html}</ul>
 <h2>Provenance</h2><ul>{"".join(f"<li>{esc(row)}</li>" for row in provenance)}</ul>

@@ -1,11 +1,12 @@
-"""The paper's claims (docs/claims.md): what each says, how it is measured, and its verdict.
+"""The claims (docs/claims.md): what each says, how it is measured, and its verdict. Each claim
+names its `source`, the arXiv id of the paper it tests, registered in SOURCES (common.py).
 
 `evaluate(results_dir, settings)` reads the merged study files `<results>/<study>.h5` and returns
 `(fits, claims)`: `fits` holds every fitted curve and test per claim (fits.json), `claims` one row
-per claim, `{"id", "title", "paper", "headline", "measured", "verdict", "evidence"}` (claims.json).
-Every number in `measured` carries its confidence interval (or DKW band) and sample size; `headline`
-is one line with the numbers that decide the verdict. A claim whose study was not run is
-`inconclusive`, with the reason.
+per claim, `{"id", "source", "title", "paper", "headline", "measured", "verdict", "evidence"}`
+(claims.json). Every number in `measured` carries its confidence interval (or DKW band) and sample
+size; `headline` is one line with the numbers that decide the verdict. A claim whose study was not
+run is `inconclusive`, with the reason.
 
 Verdict rules (see fit.py): exact inequalities are `reproduced` when no sample violates them
 beyond floating-point rounding and `not reproduced` at the first violation; limits are
@@ -19,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from svperturb.analysis.claims import derivative_data, hard_bounds, paths, random_layer, relu
-from svperturb.analysis.claims.common import Claim, Outcome, Results, at_skip
+from svperturb.analysis.claims.common import SOURCES, Claim, Outcome, Results, Source, at_skip
 from svperturb.analysis.claims.random_layer import (
     absolute_value_patterns,
     exceptional_events,
@@ -27,16 +28,18 @@ from svperturb.analysis.claims.random_layer import (
 )
 from svperturb.analysis.fit import INCONCLUSIVE, FitSettings
 
-# Every claim of docs/claims.md, in the paper's order; each module lists its own.
+# Every claim of docs/claims.md, by number; each module lists its own.
 CLAIMS: tuple[Claim, ...] = tuple(sorted(
     random_layer.CLAIMS + hard_bounds.CLAIMS + relu.CLAIMS + derivative_data.CLAIMS + paths.CLAIMS,
     key=lambda c: c.id))
 
 __all__ = [
     "CLAIMS",
+    "SOURCES",
     "Claim",
     "Outcome",
     "Results",
+    "Source",
     "absolute_value_patterns",
     "at_skip",
     "evaluate",
@@ -57,7 +60,7 @@ def evaluate(results_dir: str | Path, settings: FitSettings) -> tuple[dict, list
         else:
             outcome = claim.measure(results, settings)
         fits[str(claim.id)] = {"title": claim.title, **outcome.fits}
-        rows.append({"id": claim.id, "title": claim.title, "paper": claim.paper,
+        rows.append({"id": claim.id, "source": claim.source, "title": claim.title, "paper": claim.paper,
                      "headline": outcome.headline, "measured": outcome.measured, "verdict": outcome.verdict,
                      "evidence": outcome.evidence})
     # depth makes no numbered claim (docs/studies.md, The grid and seeding): a descriptive table for the report

@@ -1,5 +1,5 @@
 """What every claim module shares: reading merged results, formatting numbers with their
-intervals, and the Claim / Outcome records."""
+intervals, the Claim / Outcome records and the registry of the papers claims test (SOURCES)."""
 
 from __future__ import annotations
 
@@ -122,9 +122,38 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Source:
+    """A paper whose claims are tested: its arXiv id, short citation and title."""
+
+    arxiv: str
+    citation: str
+    title: str
+
+    @property
+    def url(self) -> str:
+        return f"https://arxiv.org/abs/{self.arxiv}"
+
+
+# The papers, by arXiv id, in the order the report groups their claims.
+SOURCES: dict[str, Source] = {s.arxiv: s for s in (
+    Source("2203.03099", "Riedi, Balestriero, Baraniuk (2022)",
+           "Singular Value Perturbation and Deep Network Optimization"),
+)}
+
+
+@dataclass(frozen=True)
 class Claim:
+    """A claim of the paper `source` (an arXiv id of SOURCES): `paper` says what it states,
+    `measure` judges it on the merged files of `studies`."""
+
     id: int
     title: str
     paper: str
     studies: tuple[str, ...]
     measure: Callable[[Results, FitSettings], Outcome]
+    source: str = field(kw_only=True)
+
+    def __post_init__(self):
+        if self.source not in SOURCES:
+            raise ValueError(f"claim {self.id}: source {self.source!r} is not registered in SOURCES "
+                             f"({', '.join(SOURCES)})")

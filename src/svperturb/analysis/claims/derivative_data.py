@@ -292,7 +292,7 @@ def data_factor(results: Results, settings: FitSettings) -> Outcome:
 
 CLAIMS = (
     Claim(13, "Derivative of a singular value", "Lemma 14 (65), (66); Corollary 7 (31)",
-          ("derivative",), derivative),
+          ("derivative",), derivative, source="2203.03099"),
     Claim(14, "The data factor", "Lemma 8 (49)-(51), Corollary 9 (54), Lemma 10 (56)-(61), "
-          "Corollary 11 (62)-(63)", ("data_factor",), data_factor),
+          "Corollary 11 (62)-(63)", ("data_factor",), data_factor, source="2203.03099"),
 )

@@ -259,5 +259,5 @@ CLAIMS: tuple[Claim, ...] = (
           "1 - c n <= s_n(M(1)) <= s_1(M(1)) <= 1 + c n, kappa(M(1)) <= (1 + c n)/(1 - c n), and the "
           "bounds (88)-(91), (100)-(101) on kappa(M(1) D) for absolute value, ReLU and leaky ReLU "
           "patterns D, each under its own condition; every sample, random and adversarial.",
-          (study.NAME,), hard_bounds_claim),
+          (study.NAME,), hard_bounds_claim, source="2203.03099"),
 )

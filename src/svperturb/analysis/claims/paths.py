@@ -302,10 +302,10 @@ CLAIMS: tuple[Claim, ...] = (
           "of Mo + rho I is not increasing and not everywhere differentiable on [0, 1]; (b) for a "
           "15 x 15 Gaussian Mo with sigma = 0.3 the singular values may be non-convex and may have "
           "several extrema even without coinciding with others.",
-          ("rho_paths",), figure_2),
+          ("rho_paths",), figure_2, source="2203.03099"),
     Claim(16, "Toy network: kappa decreases with rho (Figure 8)",
           "Numerical validation, Figure 8: in the four-layer leaky-ReLU toy network (158) with a "
           "skip rho in layer 1, the singular values of Q for layer 0 increase steadily with rho and "
           "the condition number decreases steadily with rho (8 realisations).",
-          ("toy_network",), toy_network),
+          ("toy_network",), toy_network, source="2203.03099"),
 )

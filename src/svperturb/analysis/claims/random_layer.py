@@ -469,38 +469,38 @@ CLAIMS: tuple[Claim, ...] = (
           "Theorem 16, Lemma 21, Lemma 17: for every Mo and rho, rho tau_low + rho^2 <= "
           "s_i(rho)^2 - s_i(0)^2 <= rho tau_bar + rho^2, s_n(rho)^2 >= s_n(0)^2 + rho tau_low + "
           "rho^2, s_1(rho)^2 <= s_1(0)^2 + rho tau_bar + rho^2, |s_i(Mo + rho I) - rho| <= s_1(Mo).",
-          ("resnet_layer",), growth_bounds),
+          ("resnet_layer",), growth_bounds, source="2203.03099"),
     Claim(2, "Tracy-Widom law of Mo^T + Mo",
           "Theorem 33, Figure 4: Z_n = (tau_bar - sqrt(8n)) n^(1/6) and Z~_n = (-tau_low - sqrt(8n)) "
           "n^(1/6) converge to a Tracy-Widom law (Z_n/sqrt(2) -> TW1), Gaussian and uniform entries.",
-          ("unit_variance",), tracy_widom_symmetric),
+          ("unit_variance",), tracy_widom_symmetric, source="2203.03099"),
     Claim(3, "Tracy-Widom law of s_1(K_n)^2",
           "Theorem 35, Figure 5a: Y_n = (s_1(K_n)^2 - mu_n)/q_n -> TW1 for Gaussian K_n; "
           "s_1(K_n)/sqrt(n) -> 2.",
-          ("unit_variance",), tracy_widom_largest_singular),
+          ("unit_variance",), tracy_widom_largest_singular, source="2203.03099"),
     Claim(4, "tau_bar / (sqrt(2) s_1) -> 1",
           "Figure 5b and the remark after Theorem 38: the ratio tends to 1 in distribution and lies "
           "in [0.6, 1.4] with high probability for n >= 10.",
-          ("unit_variance",), ratio_conjecture),
+          ("unit_variance",), ratio_conjecture, source="2203.03099"),
     Claim(5, "Efficiency of the bounds (115), (116)",
           "Lemma 36, Figure 6 (r = 2): the ratios (a), (b), (c) are >= 1 and close to 1; (c) is "
           "about 1.1 for large n.",
-          ("resnet_layer",), bound_efficiency),
+          ("resnet_layer",), bound_efficiency, source="2203.03099"),
     Claim(6, "Asymptotic condition bounds (121), (122)",
           "Theorem 38, Figure 7 (r = 2, 3): (116) -> sqrt((r^2 + r + 1/2)/(r^2 - r)) (1.8028 at "
           "r = 2), (114) -> sqrt(r^2 + r + 1/2)/(r - 1/sqrt(2)) (1.9719); kappa(W1 + I) lies below "
           "them asymptotically; s_1(W1) -> 1/(sqrt(2) r).",
-          ("resnet_layer",), asymptotic_condition_bounds),
+          ("resnet_layer",), asymptotic_condition_bounds, source="2203.03099"),
     Claim(7, "Exceptional events are negligible",
           "P[tau_low <= -1] and P[s_1(W1) >= 1] are negligible for r >= 2, n >= 5; all 500,000 "
           "matrices at r = 2 had tau_low > -1.",
-          ("resnet_layer",), exceptional_events),
+          ("resnet_layer",), exceptional_events, source="2203.03099"),
     Claim(8, "Absolute value: patterns change nothing",
           "Proposition 23, Corollary 37: for |eta| = 1, s_i(M D) = s_i(D M) = s_i(M), and "
           "kappa((D1 W1 + I) D) has the law of kappa(W1 + I).",
-          ("convnet_vs_resnet", "resnet_layer"), absolute_value_patterns),
+          ("convnet_vs_resnet", "resnet_layer"), absolute_value_patterns, source="2203.03099"),
     Claim(9, "ConvNet vs ResNet, Edelman's law",
           "Lemma 41, Theorem 42: kappa(D1 W1 D)/n -> K with CDF exp(-2/t - 2/t^2) (Edelman), and "
           "kappa(D1 W1 D) >= kappa((D1 W1 + I) D) with probability -> 1.",
-          ("convnet_vs_resnet",), convnet_vs_resnet),
+          ("convnet_vs_resnet",), convnet_vs_resnet, source="2203.03099"),
 )

@@ -398,10 +398,10 @@ CLAIMS: tuple[Claim, ...] = (
           "2 (1 + 1/r)/(1 - (2 + 2 nu + theta)/r) (128) and <= 2 (1 + s_1(W1))/(1 - (r' + r' nu + "
           "theta)/r) (129), and for r > 2 + 2 n + theta, c <= s_i <= C, kappa <= C/c (151), each with "
           "probability >= 1 - 2 exp(-theta^2/2) - P[E].",
-          (STUDY,), relu_random_weights),
+          (STUDY,), relu_random_weights, source="2203.03099"),
     Claim(12, "ReLU shrinks singular values (80)-(82)",
           "Lemma 24, Proposition 25: for D in D(m, n, 0), s_i(M D) <= s_i(M) and s_i(D M) <= s_i(M) "
           "for every i (for leaky ReLU, eta != 0, for i = 1), the trace identity (81) and the "
           "perturbation bound (82).",
-          (STUDY,), relu_shrinks),
+          (STUDY,), relu_shrinks, source="2203.03099"),
 )
