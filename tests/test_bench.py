@@ -235,3 +235,17 @@ def test_the_kernel_sweep_needs_the_kernels_and_says_so_before_computing(caplog,
     said = caplog.text
     assert "--kernel-sweep" in said and "CuPy" in said and "backend here: numpy" in said
 
+
+
+def test_bench_times_the_sharpness_routes(tmp_path, capsys):
+    output = tmp_path / "bench.json"
+    assert main(["bench", "--sharpness", "--backend", "numpy", "--widths", "2", "3",
+                 "--depths", "2", "3", "--repeats", "1", "--output", str(output)]) == 0
+    rows = json.loads(output.read_text())["sharpness"]
+    assert [(r["d"], r["depth"]) for r in rows] == [(2, 2), (2, 3), (3, 2), (3, 3)]
+    for row in rows:
+        assert set(row) == {"d", "depth", "batch", "dense_ms", "lanczos_ms", "lanczos_steps",
+                            "max_rel_diff", "max_rel_bound"}
+        assert row["dense_ms"] > 0 and row["lanczos_ms"] > 0
+        assert row["max_rel_diff"] <= 1e-10 and row["max_rel_bound"] <= 1e-10
+    assert "| Lanczos ms |" in capsys.readouterr().out

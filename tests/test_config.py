@@ -246,6 +246,19 @@ BAD_CONFIGS = {
     "a results folder that is not a string": (
         lambda c: c.update(results=["results"]),
         ["results", "type string"]),
+    "width one outside the sharpness study": (
+        lambda c: c["grid"].update(width=[1, 5]),
+        ["grid.width[0]: got 1, used by resnet_layer", ">= 2 (width 1 only for sharpness)"]),
+    "the sharpness study at depth one": (
+        lambda c: c["studies"].update(sharpness={"samples": 4, "shard_size": 4,
+                                                 "grid": {"width": [1, 3], "depth": [1, 2]}}),
+        ["studies.sharpness.grid.depth: got [1, 2]", "depths >= 2"]),
+    "unknown target": (
+        lambda c: c["grid"].update(target=["lognormal"]),
+        ["grid.target[0]", "lognormal", '"gaussian"', '"ill_conditioned"']),
+    "negative imbalance": (
+        lambda c: c["grid"].update(imbalance=[-1]),
+        ["grid.imbalance[0]", ">= 0"]),
     "too few bootstrap replicates": (
         lambda c: c.update(verdicts={"bootstrap": 10}),
         ["verdicts.bootstrap", "got 10", ">= 50"]),

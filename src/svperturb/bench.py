@@ -22,6 +22,7 @@ import numpy as np
 import scipy.linalg
 
 from svperturb.linalg import engine
+from svperturb.linalg import sharpness as sharpness_routes
 from svperturb.linalg.backend import to_host
 from svperturb.linalg.gpu import eigenvalue_kernel
 from svperturb.linalg.spectra import (
@@ -580,4 +581,57 @@ def format_table(rows: list[dict], end_to_end: list[dict], device: str,
         for r in end_to_end:
             lines.append(f"| {r['route']} | {r['workers']} | {r['n']} | {r['samples_per_s']:,.1f} | "
                          f"{r['samples_per_s'] / base:.2f} |")
+    return "\n".join(lines)
+
+
+# --- sharpness of deep matrix factorization ---
+
+SHARPNESS_WIDTHS = (4, 8, 16, 32, 48)
+SHARPNESS_DEPTHS = (2, 4, 8)
+SHARPNESS_BATCH = 32
+
+
+def random_minimizers(d: int, depth: int, count: int, seed: int = 2) -> list[np.ndarray]:
+    """`count` minimizers of depth `depth`: W_i d x d with iid N(0, 1/d) entries, minimizing
+    ||M - W_L ... W_1||_F^2 for M their product."""
+    generator = np.random.default_rng([seed, d, depth])
+    return [generator.standard_normal((count, d, d)) / np.sqrt(d) for _ in range(depth)]
+
+
+def bench_sharpness(widths, depths, xp: ModuleType, repeats: int,
+                    batch: int = SHARPNESS_BATCH) -> list[dict]:
+    """Milliseconds per minimizer of the sharpness by the dense route and by Lanczos
+    (linalg/sharpness.py) for each width d (every d_i = d) and depth L, on `batch` random minimizers;
+    Lanczos's steps, its largest relative difference from the dense route and its largest relative
+    error bound."""
+    rows = []
+    for d in widths:
+        for depth in depths:
+            weights = [xp.asarray(w) for w in random_minimizers(d, depth, batch)]
+            dense_s, dense = timed(lambda w=weights: sharpness_routes.sharpness_dense(w, xp), xp,
+                                   repeats)
+            lanczos_s, result = timed(lambda w=weights: sharpness_routes.sharpness_lanczos(w, xp),
+                                      xp, repeats)
+            dense, values = to_host(dense), to_host(result.values)
+            rows.append({"d": d, "depth": depth, "batch": batch,
+                         "dense_ms": 1e3 * dense_s / batch, "lanczos_ms": 1e3 * lanczos_s / batch,
+                         "lanczos_steps": float(to_host(result.iterations).mean()),
+                         "max_rel_diff": float(np.max(np.abs(values - dense) / dense)),
+                         "max_rel_bound": float(np.max(to_host(result.error_bounds) / dense))})
+            log.info("sharpness d = %d, L = %d: dense %.3g ms, lanczos %.3g ms", d, depth,
+                     rows[-1]["dense_ms"], rows[-1]["lanczos_ms"])
+    return rows
+
+
+def format_sharpness(rows: list[dict], device: str) -> str:
+    lines = [(f"Sharpness of random minimizers (W_i d x d, N(0, 1/d)) on {device}, ms per "
+              "minimizer; Lanczos against the dense route:"),
+             ("| d | N = d^2 | L | dense ms | Lanczos ms | dense / Lanczos | Lanczos steps | "
+              "max rel diff | max rel bound |"), "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['d']} | {r['d'] ** 2} | {r['depth']} | {r['dense_ms']:.3g} | "
+              f"{r['lanczos_ms']:.3g} | {r['dense_ms'] / r['lanczos_ms']:.2f} | "
+              f"{r['lanczos_steps']:.1f} | {r['max_rel_diff']:.1e} | {r['max_rel_bound']:.1e} |"
+              for r in rows]
+    lines.append(f"sharpness(route='auto') takes the dense route up to N = "
+                 f"{sharpness_routes.DENSE_LARGEST}")
     return "\n".join(lines)

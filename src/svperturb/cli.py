@@ -307,6 +307,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 "kernel_resources": resources})
             log.info("wrote %s", args.output)
         return 0
+    if args.sharpness:
+        rows = bench.bench_sharpness(args.widths or bench.SHARPNESS_WIDTHS,
+                                     args.depths or bench.SHARPNESS_DEPTHS, backend.xp, args.repeats)
+        print(bench.format_sharpness(rows, backend.device))
+        if args.output:
+            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+            _write_json(Path(args.output), {"device": backend.device, "backend": backend.name,
+                                            "versions": io.software_versions(), "sharpness": rows})
+            log.info("wrote %s", args.output)
+        return 0
     args.widths = args.widths or list(bench.DEFAULT_WIDTHS)
     rows = bench.bench_routes(args.widths, backend.xp, args.threads, args.repeats, args.scale,
                               args.seconds)
@@ -484,6 +494,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "WIDEST_TILE they suggest (CuPy only)")
     p.add_argument("--counts", type=_positive_int, nargs="+", metavar="M",
                    help="batch sizes of --kernel-sweep (default: 512 2048 8192 32768)")
+    p.add_argument("--sharpness", action="store_true",
+                   help="instead: the sharpness of deep matrix factorization by the dense route "
+                        "and by Lanczos, per width d (default 4 8 16 32 48) and depth")
+    p.add_argument("--depths", type=_positive_int, nargs="+", metavar="L",
+                   help="depths of --sharpness (default: 2 4 8)")
     p.add_argument("--output", help="also write the table as JSON here")
     p.set_defaults(func=cmd_bench)
 

@@ -22,11 +22,13 @@ import yaml
 from svperturb.studies import StudyConfig
 
 GRID_AXES = ("distribution", "width", "weight_scale", "activation_slope", "activity", "skip",
-             "depth", "entry_bound", "weight_pattern", "batch_size", "theta")
+             "depth", "entry_bound", "weight_pattern", "batch_size", "theta", "target", "imbalance")
 # Optional grid axes and their values when the top-level grid leaves them out (the schema cannot
 # hold these defaults: its grid definition is shared with the per-study overrides).
 GRID_DEFAULTS = {"depth": [1], "entry_bound": [0.5], "weight_pattern": ["uniform"],
-                 "batch_size": [1], "theta": [4.5]}
+                 "batch_size": [1], "theta": [4.5], "target": ["gaussian"], "imbalance": [0]}
+# Studies whose grid may hold width 1 (the scalar factorization), and whose depth must be >= 2.
+FACTORIZATION_STUDIES = ("sharpness",)
 # Studies that compare a ConvNet (rho = 0) with a ResNet (rho = 1): their skip axis must hold both.
 COMPARES_SKIP_ENDPOINTS = ("resnet_layer", "convnet_vs_resnet", "relu_layer", "depth", "data_factor",
                            "rho_paths", "toy_network")
@@ -121,6 +123,26 @@ def _fill_defaults(schema: dict, instance: Any, root: dict) -> Any:
     return instance
 
 
+def _width_problems(config: dict[str, Any]) -> list[str]:
+    """Width 1 (the scalar factorization) where a study other than FACTORIZATION_STUDIES would
+    get it: from the top-level grid (unless the study overrides width) or its own override.
+    Reads the raw config defensively: the schema reports what is malformed."""
+    def ones(grid) -> list[int]:
+        widths = grid.get("width") if isinstance(grid, dict) else None
+        return [i for i, w in enumerate(widths) if w == 1] if isinstance(widths, list) else []
+
+    studies = config.get("studies") if isinstance(config.get("studies"), dict) else {}
+    others = {name: study.get("grid", {}) if isinstance(study, dict) else {}
+              for name, study in studies.items() if name not in FACTORIZATION_STUDIES}
+    allowed = f"allowed: an integer >= 2 (width 1 only for {', '.join(FACTORIZATION_STUDIES)})"
+    users = sorted(name for name, grid in others.items() if not (isinstance(grid, dict) and "width" in grid))
+    problems = [f"grid.width[{i}]: got 1, used by {', '.join(users)}; {allowed}"
+                for i in ones(config.get("grid")) if users]
+    for name, grid in others.items():
+        problems += [f"studies.{name}.grid.width[{i}]: got 1; {allowed}" for i in ones(grid)]
+    return problems
+
+
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     """Validate `config` (a mapping) and return a copy with defaults filled in.
 
@@ -132,8 +154,9 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     schema = config_schema()
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.path)), e.message))
-    if errors:
-        lines = sorted({_describe(e) for e in errors})
+    narrow = _width_problems(config)
+    if errors or narrow:
+        lines = sorted({_describe(e) for e in errors} | set(narrow))
         raise ConfigError("invalid configuration:\n  " + "\n  ".join("\n".join(lines).splitlines()))
     config = _fill_defaults(schema, copy.deepcopy(config), schema)
     for axis, values in GRID_DEFAULTS.items():
@@ -146,6 +169,10 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
                 f"studies.{name}.samples = {study['samples']}"
             )
         grid = {**config["grid"], **study.get("grid", {})}
+        if name in FACTORIZATION_STUDIES and min(grid["depth"]) < 2:
+            key = f"studies.{name}.grid" if "depth" in study.get("grid", {}) else "grid"
+            problems.append(f"{key}.depth: got {grid['depth']} for study {name}; allowed: depths "
+                            ">= 2 (the number of factors)")
         if "skip_points" in study:
             if "skip" in study.get("grid", {}):
                 problems.append(

@@ -23,6 +23,7 @@ TINY_POINTS = {
                     "activity": 0.5, "batch_size": 2, "skip": [0.0, 1.0]},
     "rho_paths": {"distribution": "gaussian", "width": 4, "skip": [0.0, 0.25, 0.5, 0.75, 1.0]},
     "toy_network": {"width": 3, "activation_slope": 0.1, "skip": [0.0, 0.5, 1.0]},
+    "sharpness": {"target": "ill_conditioned", "width": 3, "depth": 3, "imbalance": 0.5},
 }
 
 

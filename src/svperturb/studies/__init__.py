@@ -54,6 +54,7 @@ STUDIES: tuple[str, ...] = (
     "data_factor",        # claim 14
     "rho_paths",          # claim 15 (Figure 2)
     "toy_network",        # claim 16 (Figure 8)
+    "sharpness",          # Kamber & Parhi (arXiv 2509.25783): sharpness of deep matrix factorization
 )
 
 
@@ -68,6 +69,8 @@ AXIS_TYPES: dict[str, type] = {
     "entry_bound": float,
     "weight_pattern": str,
     "batch_size": int,
+    "target": str,
+    "imbalance": float,
 }
 
 

@@ -57,6 +57,8 @@ DIMENSIONS: dict[str, Dataset] = {
                         ("index_ij",), NO_UNITS),
     "component": Dataset("component j, from 1, of the trained layer's input z", ("component",),
                          NO_UNITS),
+    "layer": Dataset("layer i, from 1 (the first factor W_1, applied first) to the depth L",
+                     ("layer",), NO_UNITS),
     "row": Dataset("row i, from 1, of a stored matrix", ("row",), NO_UNITS),
     "column": Dataset("column j, from 1, of a stored matrix", ("column",), NO_UNITS),
 }
