@@ -75,7 +75,7 @@ def test_absolute_value_identity_holds_and_a_broken_law_is_detected(results_dir,
 
 def test_every_claim_gets_a_row_and_missing_studies_are_inconclusive(results_dir):
     fits, rows = evaluate(results_dir, SETTINGS)  # unit_variance was not simulated
-    assert [row["id"] for row in rows] == [claim.id for claim in CLAIMS] == list(range(1, 17))
+    assert [row["id"] for row in rows] == [claim.id for claim in CLAIMS] == list(range(1, 24))
     by_id = {row["id"]: row for row in rows}
     simulated = {"resnet_layer", "convnet_vs_resnet"}
     for claim in CLAIMS:
@@ -84,7 +84,7 @@ def test_every_claim_gets_a_row_and_missing_studies_are_inconclusive(results_dir
             assert by_id[claim.id]["verdict"] == INCONCLUSIVE
             assert by_id[claim.id]["measured"].startswith(f"not run: {missing[0]}")
     assert by_id[1]["verdict"] == REPRODUCED
-    assert set(fits) == {str(i) for i in range(1, 17)}  # no depth study, no depth table
+    assert set(fits) == {str(i) for i in range(1, 24)}  # no depth study, no depth table
     assert [row["source"] for row in rows] == [claim.source for claim in CLAIMS]
 
 
@@ -98,3 +98,43 @@ def test_every_claim_tests_a_registered_paper():
     assert SOURCES["2203.03099"].citation == "Riedi, Balestriero, Baraniuk (2022)"
     with pytest.raises(ValueError, match="not registered"):
         Claim(17, "t", "p", (), growth_bounds, source="9999.00002")
+
+
+# --- the sharpness claims (Kamber & Parhi, arXiv 2509.25783) ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def sharpness_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("sharpness")
+    points = [f"target={t}/width={d}/depth={L}/imbalance={k}" for t in ("gaussian", "ill_conditioned")
+              for d in (1, 3) for L in (2, 3) for k in (0, 1)]
+    simulate_study(directory, "sharpness", points, 40)
+    return directory
+
+
+def sharpness_claims(directory) -> dict:
+    return {c.id: c.measure(Results(directory), SETTINGS) for c in CLAIMS if c.source == "2509.25783"}
+
+
+def test_the_closed_forms_and_the_balanced_value_hold_on_the_simulated_minimizers(sharpness_dir):
+    outcomes = sharpness_claims(sharpness_dir)
+    for claim in (17, 18, 19, 21, 23):
+        assert outcomes[claim].verdict == REPRODUCED, (claim, outcomes[claim].measured)
+    assert outcomes[17].evidence["checks"] == 2 * 2 * 2 * 40  # depth 2: targets x widths x kappas
+    assert outcomes[20].verdict in (NOT_REPRODUCED, REPRODUCED, INCONCLUSIVE)
+    assert "R1" in outcomes[20].measured and "R2" in outcomes[20].measured
+
+
+@pytest.mark.parametrize(("claim", "dataset", "factor"), [
+    (17, "closed_form", 1 + 1e-9),            # a closed form off by 1e-9: beyond rounding
+    (19, "lambda_max", 0.999),                 # a minimizer below the balanced value
+    (23, "cauchy_schwarz_bound", 1.0 + 1e-6),  # the bound no longer exact at depth 2
+])
+def test_a_tampered_sample_makes_a_sharpness_claim_not_reproduced(sharpness_dir, tmp_path, claim,
+                                                                   dataset, factor):
+    def change(values):
+        values[0] *= factor
+
+    broken = tampered_copy(sharpness_dir, tmp_path, "sharpness", {dataset: change},
+                           where="depth=2/imbalance=0/")
+    assert sharpness_claims(broken.directory)[claim].verdict == NOT_REPRODUCED

@@ -132,7 +132,10 @@ def _dense_top(g, h, xp: ModuleType, vectors: bool):
     return top, xp.concatenate(tops).reshape(batch, g.shape[-1], h.shape[-1])
 
 
-def sharpness_lanczos(weights, xp: ModuleType = np, rtol: float = 1e-12,
+LANCZOS_RTOL = 1e-12  # sharpness()'s Lanczos route: its relative error bound (sharpness_lanczos)
+
+
+def sharpness_lanczos(weights, xp: ModuleType = np, rtol: float = LANCZOS_RTOL,
                       max_iter: int | None = None, seed: int = 0) -> LanczosSharpness:
     """The sharpness 2 lambda_max(K) by Lanczos on V -> sum_i G_i V H_i, with an error bound.
 
@@ -260,7 +263,8 @@ def _grown(basis, length: int, xp: ModuleType):
 
 def sharpness(weights, xp: ModuleType = np, route: str = "auto"):
     """The sharpness (batch,) by the dense route where N = d_L d_0 <= DENSE_LARGEST ("auto"), by
-    Lanczos beyond; `route` "dense" or "lanczos" forces one."""
+    Lanczos beyond (within LANCZOS_RTOL relative, or its rounding term); `route` "dense" or
+    "lanczos" forces one."""
     return sharpness_lanczos(weights, xp).values if _route(weights, route) == "lanczos" else \
         sharpness_dense(weights, xp)
 

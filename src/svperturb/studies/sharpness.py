@@ -66,7 +66,9 @@ DATASETS = {
     "cauchy_schwarz_bound": Dataset("2 sum_i ||A_i||^2 ||B_i||^2, an upper bound of lambda_max",
                                     SAMPLE, equation=SOURCE, finite=True),
     "least_over_rescalings": Dataset("least lambda_max over the layer rescalings W_i -> c_i W_i, "
-                                     "prod c_i = 1 (a convex problem in log c); NaN where d_L d_0 > "
+                                     "prod c_i = 1 (a convex problem in log c; the optimizer's "
+                                     "value, or lambda_max_equal_products where that is lower); "
+                                     "NaN where d_L d_0 > "
                                      f"{RESCALING_LARGEST_OPERATOR}", SAMPLE, equation=SOURCE),
     "lambda_max_equal_products": Dataset("lambda_max after the rescaling c_i proportional to "
                                          "||A_i|| ||B_i|| (prod c_i = 1), which makes the products "
@@ -161,6 +163,11 @@ def _simulate_point(point, m: np.ndarray, factors: list[np.ndarray], xp, kept: i
         product = w @ product
     if d * d <= RESCALING_LARGEST_OPERATOR:
         least, scales, converged = least_sharpness_over_rescalings(weights, xp)
+        # the equal-products rescaling is feasible too: where it is lower, the optimizer stopped
+        # early (seen at large imbalance and depth), and it is the better value
+        lower = equal_products < least
+        least = xp.where(lower, equal_products, least)
+        scales = xp.where(lower[:, None], equalizing, scales)
     else:
         least, scales = np.full(len(m), np.nan), np.full((len(m), depth), np.nan)
         converged = np.zeros(len(m), dtype=np.uint8)

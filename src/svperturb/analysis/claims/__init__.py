@@ -19,7 +19,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from svperturb.analysis.claims import derivative_data, hard_bounds, paths, random_layer, relu
+from svperturb.analysis.claims import (
+    derivative_data,
+    hard_bounds,
+    paths,
+    random_layer,
+    relu,
+    sharpness,
+)
 from svperturb.analysis.claims.common import SOURCES, Claim, Outcome, Results, Source, at_skip
 from svperturb.analysis.claims.random_layer import (
     absolute_value_patterns,
@@ -30,7 +37,8 @@ from svperturb.analysis.fit import INCONCLUSIVE, FitSettings
 
 # Every claim of docs/claims.md, by number; each module lists its own.
 CLAIMS: tuple[Claim, ...] = tuple(sorted(
-    random_layer.CLAIMS + hard_bounds.CLAIMS + relu.CLAIMS + derivative_data.CLAIMS + paths.CLAIMS,
+    random_layer.CLAIMS + hard_bounds.CLAIMS + relu.CLAIMS + derivative_data.CLAIMS + paths.CLAIMS
+    + sharpness.CLAIMS,
     key=lambda c: c.id))
 
 __all__ = [

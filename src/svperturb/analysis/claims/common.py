@@ -138,6 +138,8 @@ class Source:
 SOURCES: dict[str, Source] = {s.arxiv: s for s in (
     Source("2203.03099", "Riedi, Balestriero, Baraniuk (2022)",
            "Singular Value Perturbation and Deep Network Optimization"),
+    Source("2509.25783", "Kamber & Parhi (2025)",
+           "Exact maximum Hessian eigenvalue in deep matrix factorization"),
 )}
 
 
