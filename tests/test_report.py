@@ -120,7 +120,7 @@ def test_every_claim_has_a_row_with_a_one_line_headline_and_its_evidence_a_click
 def test_every_figure_has_a_caption_in_its_claims_row_and_the_page_fetches_nothing(report):
     _, index, figures_dir = report
     assert set(CAPTIONS) == set(FIGURES)
-    assert all(c.claim is None or c.claim in {claim.id for claim in CLAIMS} for c in CAPTIONS.values())
+    assert all(set(c.claims) <= {claim.id for claim in CLAIMS} for c in CAPTIONS.values())
     figures = re.findall(r"<figure.*?</figure>", index, re.DOTALL)
     drawn = sorted(p.stem for p in figures_dir.glob("*.png"))
     assert drawn and len(figures) == len(drawn) == index.count("data:image/png;base64,")
@@ -129,7 +129,7 @@ def test_every_figure_has_a_caption_in_its_claims_row_and_the_page_fetches_nothi
         (figure,) = [f for f in figures if f"({name}.png;" in f]
         caption = re.search(r"<figcaption>(.*?)</figcaption>", figure, re.DOTALL).group(1)
         assert html.escape(CAPTIONS[name].title) in caption and html.escape(CAPTIONS[name].look_for) in caption
-        assert figure in rows[str(CAPTIONS[name].claim)]
+        assert figure in rows[str(CAPTIONS[name].claims[0])]  # embedded with its first claim
     # the one link out is the paper's arXiv page, a link to follow, not a resource to fetch
     assert f"<a href='{RIEDI.url}'>arXiv:{RIEDI.arxiv}</a>" in index
     page = index.replace(f"<a href='{RIEDI.url}'>", "<a>")
@@ -153,7 +153,7 @@ def test_claims_of_two_papers_are_grouped_by_paper_with_their_figures(two_source
     claims, index, _ = two_sources
     groups = headings(index)
     assert [arxiv for arxiv, _ in groups] == [RIEDI.arxiv, SECOND.arxiv]  # the order of SOURCES
-    drawn = [name for name in re.findall(r"\((\w+)\.png; click", index) if CAPTIONS[name].claim]
+    drawn = [name for name in re.findall(r"\((\w+)\.png; click", index) if CAPTIONS[name].claims]
     shown = []
     for (arxiv, group), source in zip(groups, (RIEDI, SECOND)):
         assert group.startswith(f"{html.escape(source.citation)}, <i>{html.escape(source.title)}</i>, "
@@ -161,7 +161,7 @@ def test_claims_of_two_papers_are_grouped_by_paper_with_their_figures(two_source
         rows = [int(i) for i in re.findall(r"<tr id='claim-(\d+)'", group)]
         assert rows == [c["id"] for c in claims if c["source"] == arxiv]
         figures = re.findall(r"\((\w+)\.png; click", group)
-        assert all(CAPTIONS[name].claim in rows for name in figures)
+        assert all(CAPTIONS[name].claims[0] in rows for name in figures)
         shown += figures
     assert drawn and shown == drawn  # each claim's figures in its paper's group, none elsewhere
     assert [int(i) for i in re.findall(r"<tr id='claim-(\d+)'", groups[1][1])] == [17, 18]

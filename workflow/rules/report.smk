@@ -3,8 +3,9 @@
 # from svperturb.analysis.captions (plain data, cheap to import).
 from svperturb.analysis.captions import CAPTIONS
 
-# The report's subcategory of each figure: the claim it illustrates.
-FIGURE_GROUPS = {name: f"Claim {c.claim}" if c.claim else "Depth (no numbered claim)"
+# The report's subcategory of each figure: the claim(s) it illustrates.
+FIGURE_GROUPS = {name: (f"Claim{'s' * (len(c.claims) > 1)} {', '.join(map(str, c.claims))}"
+                        if c.claims else "Depth (no numbered claim)")
                  for name, c in CAPTIONS.items()}
 
 

@@ -1,4 +1,4 @@
-"""The report's figures: the claim each illustrates, its title and what to look for on it.
+"""The report's figures: the claim(s) each illustrates, its title and what to look for on it.
 
 Plain data, cheap to import: the HTML report (analysis.report) prints these captions under the
 figures, and the workflow's report rule (workflow/rules/report.smk) gives them to Snakemake's own
@@ -11,9 +11,18 @@ from typing import NamedTuple
 
 
 class Caption(NamedTuple):
-    claim: int | None  # None: the depth study, which makes no numbered claim
+    # the claim the figure illustrates, or the claims (a tuple): the report embeds it in the first
+    # one's row and opens it from the others'; None: the depth study, which makes no numbered claim
+    claim: int | tuple[int, ...] | None
     title: str
     look_for: str
+
+    @property
+    def claims(self) -> tuple[int, ...]:
+        """The claims whose rows show the figure; empty for the depth study."""
+        if self.claim is None:
+            return ()
+        return (self.claim,) if isinstance(self.claim, int) else tuple(self.claim)
 
 
 CAPTIONS: dict[str, Caption] = {
@@ -92,4 +101,27 @@ CAPTIONS: dict[str, Caption] = {
         "(c) is the claim: the paper has kappa(Q) fall steadily with rho. The median (black) falls, "
         "but single realisations spike (poles: kappa infinite) and rise again. (a), (b): s_1 and s_* "
         "of Q; (d): the spectrum s_1/s_i at four rho."),
+    "sharpness_closed_forms": Caption(
+        (17, 18), "Claims 17, 18: the closed forms of lambda_max against the exact value",
+        "Each dot is a sample's |value - exact| / exact on a log axis (0 in the shaded strip). (a) "
+        "Depth 2, 2 (||W_1||^2 + ||W_2||^2), and (b) width 1, 2 sum_i prod_(j != i) w_j^2, must stay "
+        "at or below the dark bars, the rounding allowance of the verdicts, near machine epsilon "
+        "(dotted); so must (c) the balanced value 2 L ||M||^(2-2/L) at kappa = 0. (d) The "
+        "Cauchy-Schwarz sum 2 sum_i ||A_i||^2 ||B_i||^2 sits at rounding at depth 2 (and at width 1 "
+        "or kappa = 0), and far above it at L >= 3 once kappa > 0."),
+    "sharpness_imbalance": Caption(
+        (19, 20, 21, 22), "Claims 19-22: lambda_max over the imbalance kappa, and after rescaling",
+        "Per target, (a)-(c) at the largest width with the least over rescalings: (a) lambda_max / "
+        "2 L ||M||^(2-2/L) starts at 1 (kappa = 0, balanced) and rises with kappa and depth, never "
+        "below 1. (b) The least over layer rescalings (solid) and the value at equal ||A_i|| ||B_i|| "
+        "(dashed) lie lower but above 1. (c) Equal products give the least where the curve stays in "
+        "the grey band around 0: at depth 2 it does; at L >= 3 it rises well above. (d) Depth 2, at "
+        "the least: the products' spread (solid) stays below the red 'equal' line, the Frobenius "
+        "norms' (dashed) lies above it for kappa > 0."),
+    "sharpness_cauchy_schwarz": Caption(
+        23, "Claim 23: the Cauchy-Schwarz sum over the exact lambda_max",
+        "One panel per target and width, one curve per depth (median, quartiles shaded): the "
+        "ratio 2 sum_i ||A_i||^2 ||B_i||^2 / lambda_max is 1 (dashed) at depth 2, at width 1 and at "
+        "kappa = 0, and rises above 1 for L >= 3 once kappa > 0, more with depth and width: how "
+        "much the exact expression adds to the bound."),
 }

@@ -2,8 +2,9 @@
 and a self-contained index.html (figures embedded, no script). The page opens with the verdicts:
 how many claims were reproduced (per paper, when claims test several), which were not and why
 (their headlines); then, paper by paper in the order of SOURCES, a row per claim with its one-line
-headline, verdict and figures (click to enlarge), its full evidence one click away; then the depth
-study, data quality and provenance."""
+headline, verdict and figures (click to enlarge; a figure of several claims is embedded in the first
+one's row, and the others' rows open it), its full evidence one click away; then the depth study,
+data quality and provenance."""
 
 from __future__ import annotations
 
@@ -154,6 +155,7 @@ summary{cursor:pointer;color:#1f5fa8;font-size:12px}
 details .evidence{font-size:13px;margin:4px 0 8px}details ul{margin:3px 0;padding-left:18px}
 pre{font-size:11px;max-height:420px;overflow:auto;background:#f7f7f7;padding:6px}
 .zoom{display:none}figure{margin:0 0 8px}figure.thumb{width:200px}figure.wide{width:900px}
+label.also{display:block;width:200px;font-size:11px;color:#1f5fa8;cursor:zoom-in;margin:0 0 8px}
 figure img{width:100%;display:block;border:1px solid #ddd;cursor:zoom-in}
 figure.thumb img{width:auto;max-width:100%;max-height:92px}
 figcaption{font-size:13px;color:#333;margin-top:3px}
@@ -188,8 +190,23 @@ def _badge(verdict: str) -> str:
     return f"<span class='badge' style='background:{VERDICT_COLOURS[verdict]}'>{verdict}</span>"
 
 
-def _claim_row(claim: dict, figures: dict[str, Path]) -> str:
-    mine = [name for name in figures if CAPTIONS[name].claim == claim["id"]]
+def _figure_link(name: str, home: int) -> str:
+    """In the row of a figure's other claims: its title, opening the figure embedded in claim
+    `home`'s row full screen (the same checkbox)."""
+    return (f"<label class='also' for='zoom-{name}' title='click to enlarge'>"
+            f"{esc(CAPTIONS[name].title)} (shown with claim {home}; click to open)</label>")
+
+
+def _homes(claims: list[dict], figures: dict[str, Path]) -> dict[str, int]:
+    """The row that embeds each figure: the first, in the report's order, of the claims it
+    illustrates (a figure of several claims is embedded once; the others' rows link to it)."""
+    order = [c["id"] for _, mine in by_source(claims) for c in mine]
+    return {name: next(i for i in order if i in CAPTIONS[name].claims)
+            for name in figures if any(i in CAPTIONS[name].claims for i in order)}
+
+
+def _claim_row(claim: dict, figures: dict[str, Path], homes: dict[str, int]) -> str:
+    mine = [name for name in figures if claim["id"] in CAPTIONS[name].claims]
     look_for = "".join(f"<li><b>{esc(CAPTIONS[n].title)}</b>: {esc(CAPTIONS[n].look_for)}</li>" for n in mine)
     measured = "".join(f"<li>{esc(item)}</li>" for item in clauses(claim["measured"]))
     evidence = (f"<details><summary>evidence</summary><div class='evidence'>"
@@ -198,11 +215,13 @@ def _claim_row(claim: dict, figures: dict[str, Path]) -> str:
                    f"<ul>{look_for}</ul>" if mine else "")
                 + "<details><summary>as recorded in claims.json</summary><pre>"
                 f"{esc(json.dumps(claim['evidence'], indent=1))}</pre></details></div></details>")
+    thumbs = "".join(_figure(n, figures[n]) if homes[n] == claim["id"] else _figure_link(n, homes[n])
+                     for n in mine)
     return (f"<tr id='claim-{claim['id']}' class='{claim['verdict'].replace(' ', '-')}'>"
             f"<td class='id'>{claim['id']}</td><td class='title'>{esc(claim['title'])}</td>"
             f"<td><p class='headline'>{esc(claim['headline'])}</p>{evidence}</td>"
             f"<td class='verdict'>{_badge(claim['verdict'])}</td>"
-            f"<td class='figures'>{''.join(_figure(n, figures[n]) for n in mine) or NO_FIGURE}</td></tr>")
+            f"<td class='figures'>{thumbs or NO_FIGURE}</td></tr>")
 
 
 def _tally(claims: list[dict], what: str) -> str:
@@ -237,7 +256,7 @@ def _summary(claims: list[dict]) -> str:
 
 def _depth(depth: dict | None, figures: dict[str, Path]) -> str:
     """The depth study (no numbered claim): its figure, and its numbers one click away."""
-    drawn = [name for name in figures if CAPTIONS[name].claim is None]
+    drawn = [name for name in figures if not CAPTIONS[name].claims]
     if not (depth or drawn):
         return ""
     numbers = [item for group in depth["measured"].split(" | ") for item in clauses(group)] if depth else []
@@ -253,10 +272,11 @@ CLAIMS_HEAD = ("<table><thead><tr><th>#</th><th>claim</th><th>headline · eviden
 
 def _claims_tables(claims: list[dict], figures: dict[str, Path]) -> str:
     """Per paper: a heading with its citation and link, then its claims' rows with their figures."""
+    homes = _homes(claims, figures)
     return "\n".join(
         f"<h3 class='source' id='{_source_id(source)}'>{esc(source.citation)}, "
         f"<i>{esc(source.title)}</i>, <a href='{esc(source.url)}'>arXiv:{esc(source.arxiv)}</a></h3>\n"
-        f"{CLAIMS_HEAD}\n<tbody>\n" + "\n".join(_claim_row(c, figures) for c in mine) + "\n</tbody></table>"
+        f"{CLAIMS_HEAD}\n<tbody>\n" + "\n".join(_claim_row(c, figures, homes) for c in mine) + "\n</tbody></table>"
         for source, mine in by_source(claims))
 
 

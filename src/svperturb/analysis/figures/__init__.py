@@ -8,7 +8,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from svperturb.analysis.figures import derivative_data, hard_bounds, paths, random_layer, relu
+from svperturb.analysis.figures import (
+    derivative_data,
+    hard_bounds,
+    paths,
+    random_layer,
+    relu,
+    sharpness,
+)
 
 FIGURES: dict = {**random_layer.FIGURES, **hard_bounds.FIGURES, **relu.FIGURES, **derivative_data.FIGURES,
-                 **paths.FIGURES}
+                 **paths.FIGURES, **sharpness.FIGURES}
