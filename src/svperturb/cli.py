@@ -17,12 +17,13 @@ import os
 import platform
 import socket
 import sys
+import time
 from pathlib import Path
 
 import jsonschema
 from threadpoolctl import threadpool_limits
 
-from svperturb import __version__
+from svperturb import __version__, cost
 from svperturb.cluster import ClusterError, cancel_orphaned_jobs, cluster_arguments
 from svperturb.config import (
     COMPARES_SKIP_ENDPOINTS,
@@ -394,7 +395,25 @@ def cmd_info(args: argparse.Namespace) -> int:
                   f"({study.n_shards} shards of {study.shard_size}) = {jobs} simulate "
                   f"jobs{batched}; {axes}")
         print(f"  total: {total_jobs} simulate jobs")
+        if args.cost:
+            _print_cost(config, backend)
+    elif args.cost:
+        raise ConfigError("--cost: needs --config, whose jobs it probes")
     return 0
+
+
+def _print_cost(config: dict, backend) -> None:
+    """info --cost: every job of one shard probed on a few samples (svperturb.cost)."""
+    print(f"cost, estimated by probing each job on {backend.name}:", flush=True)
+    costs = []
+    for name, study in study_configs(config).items():
+        began = time.perf_counter()
+        costs.append(cost.study_cost(study, config["seed"], config["keep_spectra"], backend.xp))
+        log.info("cost: %s probed in %.1f s", name, time.perf_counter() - began)
+    resources = config["resources"]
+    for line in cost.format_costs(costs, cost.process_start_seconds(), backend.device,
+                                  resources["runtime_minutes"], resources["ranks"]):
+        print(line)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -505,6 +524,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="backend, versions and (with --config) a summary of a config")
     p.add_argument("--config", help="validate and summarise this config file")
     p.add_argument("--backend", choices=BACKENDS, default="auto")
+    p.add_argument("--cost", action="store_true",
+                   help="with --config: estimate each study's core-hours by running every job of "
+                        "one shard on a few samples (one core; about 0.1 s a job)")
     p.add_argument("--print", choices=("results", "report"),
                    help="print only the config's results folder, or its report's path")
     p.set_defaults(func=cmd_info)

@@ -130,6 +130,15 @@ def jobs_per_shard(name: str, grid: Mapping[str, list]) -> int:
     return math.prod(len(grid[axis]) for axis in job_axes(name))
 
 
+def job_points(name: str, grid: Mapping[str, list]) -> list[list[dict[str, Any]]]:
+    """The grid points of each simulate job of one shard (jobs_per_shard of them): the points
+    sharing the values of the job axes, in grid order."""
+    jobs: dict[tuple, list[dict[str, Any]]] = {}
+    for point in grid_points(name, grid):
+        jobs.setdefault(tuple(point[axis] for axis in job_axes(name)), []).append(point)
+    return list(jobs.values())
+
+
 # Most samples per block. On a GPU more: svperturb's spectra kernels (eigenvalue_kernel) run one
 # thread per matrix, and an H200 keeps some 84,000 to 100,000 of their threads resident at once
 # (132 multiprocessors; 20 and 24 warps each by their registers, ptxas): a block of 8,192 matrices
