@@ -248,11 +248,40 @@ BAD_CONFIGS = {
         ["results", "type string"]),
     "width one outside the sharpness study": (
         lambda c: c["grid"].update(width=[1, 5]),
-        ["grid.width[0]: got 1, used by resnet_layer", ">= 2 (width 1 only for sharpness)"]),
+        ["grid.width[0]: got 1, used by resnet_layer", ">= 2 (width 1 only for sharpness, escape)"]),
     "the sharpness study at depth one": (
         lambda c: c["studies"].update(sharpness={"samples": 4, "shard_size": 4,
                                                  "grid": {"width": [1, 3], "depth": [1, 2]}}),
         ["studies.sharpness.grid.depth: got [1, 2]", "depths >= 2"]),
+    "the escape study at depth one": (
+        lambda c: c["studies"].update(escape={"samples": 4, "shard_size": 4,
+                                              "grid": {"width": [1], "depth": [1, 2]}}),
+        ["studies.escape.grid.depth: got [1, 2]", "depths >= 2"]),
+    "an escape setting in another study": (
+        lambda c: c["studies"]["resnet_layer"].update(max_steps=100),
+        ["studies.resnet_layer.max_steps: unknown key (a setting of study escape alone)",
+         "allowed keys: grid, samples, shard_size, skip_points"]),
+    "a reversed step factor interval": (
+        lambda c: c["studies"].update(escape={"samples": 4, "shard_size": 4, "step_factor": [1.2, 0.8],
+                                              "grid": {"width": [3], "depth": [2]}}),
+        ["studies.escape.step_factor: got [1.2, 0.8]", "[low, high] with low < high"]),
+    "three step factors": (
+        lambda c: c["studies"].update(escape={"samples": 4, "shard_size": 4,
+                                              "step_factor": [0.8, 1, 1.2],
+                                              "grid": {"width": [3], "depth": [2]}}),
+        ["studies.escape.step_factor", "at most 2 item(s)"]),
+    "no escape steps": (
+        lambda c: c["studies"].update(escape={"samples": 4, "shard_size": 4, "max_steps": 0,
+                                              "grid": {"width": [3], "depth": [2]}}),
+        ["studies.escape.max_steps", "got 0", ">= 1"]),
+    "an escape factor of one": (
+        lambda c: c["studies"].update(escape={"samples": 4, "shard_size": 4, "escape_factor": 1,
+                                              "grid": {"width": [3], "depth": [2]}}),
+        ["studies.escape.escape_factor", "got 1", "> 1"]),
+    "a start far from the minimizer": (
+        lambda c: c["studies"].update(escape={"samples": 4, "shard_size": 4, "start_distance": 0.5,
+                                              "grid": {"width": [3], "depth": [2]}}),
+        ["studies.escape.start_distance", "got 0.5", "<= 0.01"]),
     "unknown target": (
         lambda c: c["grid"].update(target=["lognormal"]),
         ["grid.target[0]", "lognormal", '"gaussian"', '"ill_conditioned"']),
@@ -328,3 +357,38 @@ def test_weight_scale_just_above_one_does_not_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         validate_config(with_change(lambda c: c["grid"].update(weight_scale=[1.01])))
+
+
+# --- the escape study's own settings -----------------------------------------------------------
+
+
+def test_the_escape_study_takes_width_one_and_its_settings_default_and_are_typed():
+    config = validate_config(with_change(lambda c: c["studies"].update(
+        escape={"samples": 4, "shard_size": 4, "max_steps": 50, "escape_factor": 10,
+                "grid": {"width": [1, 3], "depth": [2, 3]}})))
+    assert config["studies"]["escape"]["step_factor"] == [0.8, 1.2]
+    studies = study_configs(config)
+    assert studies["escape"].settings == {"step_factor": [0.8, 1.2], "max_steps": 50,
+                                          "start_distance": 1e-9, "escape_factor": 10.0,
+                                          "stay_factor": 1000.0}
+    assert isinstance(studies["escape"].settings["escape_factor"], float)
+    assert studies["resnet_layer"].settings == {}
+
+
+def test_settings_from_the_command_line_equal_the_configs():
+    from svperturb.config import parse_study_settings, settings_arguments
+
+    settings = study_configs(load_config(DEFAULT_CONFIG))["escape"].settings
+    text = settings_arguments(settings)
+    assert text.startswith("--settings ")
+    assert parse_study_settings("escape", text.split()[1:]) == settings
+    assert settings_arguments({}) == ""
+    with pytest.raises(ConfigError, match="KEY a setting of study escape"):
+        parse_study_settings("escape", ["steps=10"])
+    with pytest.raises(ConfigError, match="a setting of study sharpness: none"):
+        parse_study_settings("sharpness", ["max_steps=10"])
+    with pytest.raises(ConfigError, match="step_factor='0.8,x' is not a comma-separated list"):
+        parse_study_settings("escape", ["step_factor=0.8,x"])
+    with pytest.raises(ConfigError, match="--settings.step_factor: got .1.2, 0.8.; allowed: "
+                                          r"\[low, high\] with low < high"):
+        parse_study_settings("escape", ["step_factor=1.2,0.8"])

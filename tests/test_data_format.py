@@ -73,7 +73,9 @@ def test_every_dataset_of_every_study_is_described_and_on_named_dimensions(tmp_p
     path = io.point_path(point, get_study(name).AXES)
     simulate_study(tmp_path, name, [path], 20, *inner_arguments(name, point))
     merged = tmp_path / f"{name}.h5"
-    for group in (path, f"{path}/spectra"):
+    with h5py.File(merged, "r") as fh:  # escape stores no spectra
+        groups = [group for group in (path, f"{path}/spectra") if group in fh]
+    for group in groups:
         with open_group(merged, group) as ds:
             assert not [d for d in ds.dims if str(d).startswith("phony_dim")], (group, ds.dims)
             assert ds.sizes.get("sample", 20) == 20

@@ -71,6 +71,23 @@ def test_dry_run_lists_every_job(tmp_path, config):
     assert counts["aggregate"] == len(yaml.safe_load((ROOT / config).read_text())["studies"]) and counts["fit"] == 1 and counts["report"] == 1
 
 
+def test_the_escape_settings_reach_its_simulate_and_aggregate_commands(tmp_path):
+    """The study's own settings are on its jobs' command lines (so that a change reruns them, and
+    every shard is checked against them when merged)."""
+    config = yaml.safe_load(TINY.read_text())
+    config["studies"] = {"escape": {**config["studies"]["escape"], "max_steps": 123}}
+    path = tmp_path / "escape.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake("-n", "-p", "--configfile", str(path), "--directory", str(tmp_path))
+    settings = ("--settings step_factor=0.8,1.2 max_steps=123 start_distance=1e-09 "
+                "escape_factor=100.0 stay_factor=1000.0")
+    lines = (result.stdout + result.stderr).splitlines()
+    simulate = [line for line in lines if "svperturb simulate --study escape" in line]
+    aggregate = [line for line in lines if "svperturb aggregate --study escape" in line]
+    assert len(simulate) == 2 * 2 and len(aggregate) == 1  # a job per (target, width)
+    assert all(settings in line for line in simulate + aggregate)
+
+
 def test_bad_config_stops_the_workflow_before_any_job(tmp_path):
     bad = yaml.safe_load(TINY.read_text())
     bad["grid"]["weight_scale"] = [2, -1]
@@ -131,14 +148,14 @@ def test_tiny_config_runs_end_to_end_and_judges_every_claim(tmp_path):
     results = tmp_path / yaml.safe_load(TINY.read_text())["results"]
 
     claims = json.loads((results / "claims.json").read_text())
-    assert [c["id"] for c in claims] == list(range(1, 24))
+    assert [c["id"] for c in claims] == list(range(1, 25))
     for claim in claims:
         assert set(claim) == {"id", "source", "title", "paper", "headline", "measured", "verdict", "evidence"}
         assert claim["source"] == ("2203.03099" if claim["id"] <= 16 else "2509.25783")
         assert claim["verdict"] in VERDICTS
         assert claim["measured"] and not claim["measured"].startswith("not run")
     fits = json.loads((results / "fits.json").read_text())
-    assert set(fits) == {str(i) for i in range(1, 24)} | {"depth"}
+    assert set(fits) == {str(i) for i in range(1, 25)} | {"depth"}
     # Every merged number and verdict is the one the code gave before its files described themselves
     # (tests/data/tiny-digest.json; within float64 rounding where another BLAS sums differently).
     reference = json.loads((ROOT / "tests" / "data" / "tiny-digest.json").read_text())
@@ -161,7 +178,7 @@ def test_tiny_config_runs_end_to_end_and_judges_every_claim(tmp_path):
     assert index.count("data:image/png;base64,") == len(figures) == len(FIGURES)
     assert "<h2>Depth</h2>" in index
     claims_md = (report / "claims.md").read_text()
-    assert all(f"| {i} |" in claims_md for i in range(1, 24))
+    assert all(f"| {i} |" in claims_md for i in range(1, 25))
 
     # Snakemake's own report: the claims table, the figures and index.html, with their captions.
     snakemake("--report", str(tmp_path / "report.zip"), "--configfile", str(TINY), "--directory", str(tmp_path))
@@ -187,6 +204,6 @@ def test_the_slurm_profile_gives_batched_simulate_jobs_the_simulate_rules_resour
     profile = yaml.safe_load((ROOT / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
     resources = profile["set-resources"]
     batched = [name for name in STUDIES if batched_axes(name)]
-    assert batched  # hard_bounds, sharpness
+    assert batched  # hard_bounds, sharpness, escape
     for name in batched:
         assert resources[f"simulate_{name}"] == resources["simulate"]

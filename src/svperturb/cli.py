@@ -31,6 +31,7 @@ from svperturb.config import (
     check_results_folder,
     config_schema,
     load_config,
+    parse_study_settings,
     study_configs,
 )
 from svperturb.linalg import engine
@@ -94,7 +95,9 @@ def parse_point(text: str, study: str) -> dict:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     inner = inner_values(args, args.study)
-    points = [{**parse_point(text, args.study), **inner, "seed": args.seed} for text in args.point]
+    settings = parse_study_settings(args.study, args.settings)  # the study's own, in every point
+    points = [{**parse_point(text, args.study), **inner, **settings, "seed": args.seed}
+              for text in args.point]
     if len(args.output) != len(points) or len(set(args.output)) != len(args.output):
         raise ConfigError(f"--output: got {len(args.output)} paths for {len(points)} --point "
                           "values; need a distinct path per point, in the same order")
@@ -209,10 +212,11 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     expected = None
     if args.seed is not None:  # the settings every shard must have been computed with
         inner = inner_values(args, args.study)
+        settings = parse_study_settings(args.study, args.settings)
 
         @functools.cache  # a point's shards share it: parse and check each point once
         def expected(path: str) -> dict:
-            return {**parse_point(path, args.study), **inner, "seed": args.seed}
+            return {**parse_point(path, args.study), **inner, **settings, "seed": args.seed}
 
     merged = io.merge_shards(args.study, args.shards, args.samples, args.output, expected,
                              force=args.force)
@@ -430,6 +434,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "turn by this one process, each into the --output in its position")
     p.add_argument("--skip", type=float, nargs="+", help="skip coefficients rho (inner axis)")
     p.add_argument("--theta", type=float, nargs="+", help="theta of Theorem 39 (inner axis)")
+    p.add_argument("--settings", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="the study's own settings (escape: step_factor=LOW,HIGH max_steps=N "
+                        "start_distance=X escape_factor=X stay_factor=X); those left out take "
+                        "the config schema's defaults")
     p.add_argument("--start", type=int, required=True, help="first sample index of the shard")
     p.add_argument("--stop", type=int, required=True, help="one past the last sample index")
     p.add_argument("--seed", type=int, required=True)
@@ -456,6 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="root seed of the config: every shard must match it and the inner axes")
     p.add_argument("--skip", type=float, nargs="+", help="skip coefficients of the config (inner axis)")
     p.add_argument("--theta", type=float, nargs="+", help="theta values of the config (inner axis)")
+    p.add_argument("--settings", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="the study's own settings of the config (as simulate takes them; with "
+                        "--seed, every shard must match them)")
     p.add_argument("--force", action="store_true",
                    help="merge shards written by another svperturb version (the report flags it)")
     p.add_argument("shards", nargs="+")

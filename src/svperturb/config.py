@@ -28,7 +28,10 @@ GRID_AXES = ("distribution", "width", "weight_scale", "activation_slope", "activ
 GRID_DEFAULTS = {"depth": [1], "entry_bound": [0.5], "weight_pattern": ["uniform"],
                  "batch_size": [1], "theta": [4.5], "target": ["gaussian"], "imbalance": [0]}
 # Studies whose grid may hold width 1 (the scalar factorization), and whose depth must be >= 2.
-FACTORIZATION_STUDIES = ("sharpness",)
+FACTORIZATION_STUDIES = ("sharpness", "escape")
+# The keys every study takes; any other key of a study's schema is a setting of that study alone
+# (study_settings_schema), e.g. escape's step_factor.
+STUDY_KEYS = ("samples", "shard_size", "grid", "skip_points")
 # Studies that compare a ConvNet (rho = 0) with a ResNet (rho = 1): their skip axis must hold both.
 COMPARES_SKIP_ENDPOINTS = ("resnet_layer", "convnet_vs_resnet", "relu_layer", "depth", "data_factor",
                            "rho_paths", "toy_network")
@@ -72,6 +75,8 @@ def _allowed(error: jsonschema.ValidationError) -> str:
         return f"a number < {val}"
     if kw == "minItems":
         return f"a list of at least {val} item(s)"
+    if kw == "maxItems":
+        return f"a list of at most {val} item(s)"
     if kw == "uniqueItems":
         return "a list without repeated values"
     if kw == "pattern":
@@ -89,7 +94,9 @@ def _describe(error: jsonschema.ValidationError) -> str:
         lines = []
         for key in extra:
             hint = difflib.get_close_matches(key, allowed, n=1)
-            guess = f" (did you mean '{hint[0]}'?)" if hint else ""
+            owners = [name for name in _schema_studies() if key in study_settings_schema(name)]
+            guess = (f" (a setting of study {', '.join(owners)} alone)" if owners
+                     else f" (did you mean '{hint[0]}'?)" if hint else "")
             prefix = f"{where}." if error.absolute_path else ""
             lines.append(f"{prefix}{key}: unknown key{guess}; allowed keys: {', '.join(allowed)}")
         return "\n".join(lines)
@@ -98,6 +105,102 @@ def _describe(error: jsonschema.ValidationError) -> str:
         prefix = f"{where}." if error.absolute_path else ""
         return "\n".join(f"{prefix}{k}: missing required key" for k in missing)
     return f"{where}: got {json.dumps(error.instance)}; allowed: {_allowed(error)}"
+
+
+def _schema_studies() -> list[str]:
+    return list(config_schema()["properties"]["studies"]["properties"])
+
+
+def study_settings_schema(name: str) -> dict[str, dict]:
+    """The settings only study `name` takes (its schema's keys beyond STUDY_KEYS): {key: its schema,
+    with its default}; {} for a study that has none."""
+    studies = config_schema()["properties"]["studies"]["properties"]
+    if name not in studies:
+        return {}
+    definition = config_schema()["$defs"][studies[name]["$ref"].split("/")[-1]]
+    return {key: sub for key, sub in definition["properties"].items() if key not in STUDY_KEYS}
+
+
+def study_settings(name: str, given: dict[str, Any], where: str) -> dict[str, Any]:
+    """Study `name`'s settings: `given` (from a config, or a command line) checked against the
+    schema, the left-out ones at their defaults, numbers as float and integers as int (so that a
+    setting compares and hashes alike whichever way it came). ConfigError names `where`.key, the
+    value and what is allowed."""
+    settings, problems = _settings_and_problems(name, given, where)
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    return settings
+
+
+def _settings_and_problems(name: str, given: dict[str, Any],
+                           where: str) -> tuple[dict[str, Any], list[str]]:
+    """study_settings, and what is wrong with `given` (one line each) instead of raising."""
+    schema = study_settings_schema(name)
+    problems = [f"{where}.{key}: not a setting of study {name}; its settings: "
+                f"{', '.join(schema) or 'none'}" for key in given if key not in schema]
+    settings = {}
+    for key, sub in schema.items():
+        value = copy.deepcopy(given.get(key, sub["default"]))
+        error = next(iter(jsonschema.Draft202012Validator(sub).iter_errors(value)), None)
+        if error is not None:
+            problems.append(f"{where}.{key}{_key_path(error.absolute_path) if error.absolute_path else ''}"
+                            f": got {json.dumps(value)}; allowed: {_allowed(error)}")
+            continue
+        settings[key] = _typed(sub, value)
+        if _is_interval(sub) and not settings[key][0] < settings[key][1]:
+            problems.append(f"{where}.{key}: got {json.dumps(value)}; allowed: [low, high] with "
+                            "low < high")
+    return settings, problems
+
+
+def _is_interval(schema: dict) -> bool:
+    """A setting [low, high] (two numbers)."""
+    return schema.get("type") == "array" and schema.get("minItems") == schema.get("maxItems") == 2
+
+
+def _typed(schema: dict, value: Any) -> Any:
+    if schema.get("type") == "array":
+        return [_typed(schema.get("items", {}), v) for v in value]
+    if schema.get("type") == "number":
+        return float(value)
+    if schema.get("type") == "integer":
+        return int(value)
+    return value
+
+
+def parse_study_settings(name: str, items: list[str]) -> dict[str, Any]:
+    """Study `name`'s settings from command-line KEY=VALUE items (a list: comma-separated
+    numbers), the others at their defaults (study_settings)."""
+    schema = study_settings_schema(name)
+    given: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or key not in schema:
+            raise ConfigError(f"--settings: got {item!r}; allowed: KEY=VALUE with KEY a setting of "
+                              f"study {name}: {', '.join(schema) or 'none'}")
+        kind = schema[key].get("type")
+        try:
+            if kind == "array":
+                given[key] = [float(part) for part in text.split(",")]
+            else:
+                given[key] = int(text) if kind == "integer" else float(text)
+        except ValueError:
+            raise ConfigError(f"--settings: {key}={text!r} is not "
+                              f"{'a comma-separated list of numbers' if kind == 'array' else f'a {kind}'}"
+                              ) from None
+    return study_settings(name, given, "--settings")
+
+
+def settings_arguments(settings: dict[str, Any]) -> str:
+    """`--settings KEY=VALUE ...` for the command line (simulate, aggregate): floats written so that
+    they read back the same (repr); "" where there are none."""
+    def text(value):
+        if isinstance(value, list):
+            return ",".join(text(v) for v in value)
+        return repr(value) if isinstance(value, float) else str(value)
+
+    return ("--settings " + " ".join(f"{k}={text(v)}" for k, v in settings.items())
+            if settings else "")
 
 
 def _fully_defaulted_mapping(schema: dict) -> bool:
@@ -169,6 +272,8 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
                 f"studies.{name}.samples = {study['samples']}"
             )
         grid = {**config["grid"], **study.get("grid", {})}
+        problems += _settings_and_problems(name, {k: study[k] for k in study_settings_schema(name)},
+                                           f"studies.{name}")[1]
         if name in FACTORIZATION_STUDIES and min(grid["depth"]) < 2:
             key = f"studies.{name}.grid" if "depth" in study.get("grid", {}) else "grid"
             problems.append(f"{key}.depth: got {grid['depth']} for study {name}; allowed: depths "
@@ -266,7 +371,9 @@ def study_configs(config: dict[str, Any]) -> dict[str, StudyConfig]:
         grid.update({axis: list(v) for axis, v in study.get("grid", {}).items()})
         if "skip_points" in study:
             grid["skip"] = skip_path(study["skip_points"])
-        out[name] = StudyConfig(name, study["samples"], study["shard_size"], grid)
+        settings = study_settings(name, {k: study[k] for k in study_settings_schema(name)},
+                                  f"studies.{name}")
+        out[name] = StudyConfig(name, study["samples"], study["shard_size"], grid, settings)
     return out
 
 

@@ -71,7 +71,7 @@ def seconds_per_sample(name: str, points: list[dict], keep_spectra: int, largest
 
 def study_cost(study: StudyConfig, seed: int, keep_spectra: int, xp: ModuleType) -> StudyCost:
     """Probe every job of one shard of `study` (one core) and scale to all its shards."""
-    groups = [[{**point, "seed": seed} for point in points]
+    groups = [[{**point, **study.settings, "seed": seed} for point in points]
               for points in job_points(study.name, study.grid)]
     quiet = logging.getLogger("svperturb.studies")  # its per-block progress lines, not for probes
     level = quiet.level

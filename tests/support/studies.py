@@ -24,7 +24,14 @@ TINY_POINTS = {
     "rho_paths": {"distribution": "gaussian", "width": 4, "skip": [0.0, 0.25, 0.5, 0.75, 1.0]},
     "toy_network": {"width": 3, "activation_slope": 0.1, "skip": [0.0, 0.5, 1.0]},
     "sharpness": {"target": "ill_conditioned", "width": 3, "depth": 3, "imbalance": 0.5},
+    # with its settings (the study's own keys), 300 steps: runs near c = 1 stay undecided
+    "escape": {"target": "gaussian", "width": 3, "depth": 3, "imbalance": 0.5,
+               "step_factor": [0.8, 1.2], "max_steps": 300, "start_distance": 1e-9,
+               "escape_factor": 100.0, "stay_factor": 1000.0},
 }
+# The command-line settings of TINY_POINTS' studies that have their own (simulate, aggregate).
+TINY_SETTINGS = {"escape": ["--settings", "step_factor=0.8,1.2", "max_steps=300",
+                            "start_distance=1e-09", "escape_factor=100.0", "stay_factor=1000.0"]}
 
 
 def simulate_study(directory, study: str, points: list[str], samples: int, *inner: str,

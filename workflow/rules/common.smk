@@ -7,7 +7,13 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
-from svperturb.config import ConfigError, check_results_folder, study_configs, validate_config
+from svperturb.config import (
+    ConfigError,
+    check_results_folder,
+    settings_arguments,
+    study_configs,
+    validate_config,
+)
 from svperturb.results.io import point_path
 from svperturb.results.resume import compare_with_existing_shards
 from svperturb.studies import batched_axes, get_study, grid_points, job_axes
@@ -71,7 +77,7 @@ def _simulate_arguments(study_name, points, shard):
     args = [f"--study {study_name}", "--point " + " ".join(points),
             f"--start {start}", f"--stop {stop}", f"--seed {CONFIG['seed']}",
             f"--keep-spectra {CONFIG['keep_spectra']}", f"--backend {CONFIG['backend']}",
-            inner_arguments(study_name)]
+            inner_arguments(study_name), settings_arguments(study.settings)]
     if RESOURCES["device_memory_mb"]:
         args.append(f"--device-memory-mb {RESOURCES['device_memory_mb']}")
     return " ".join(arg for arg in args if arg)
@@ -130,8 +136,12 @@ def inner_arguments(study_name):
 
 
 def aggregate_settings(wildcards):
+    """--seed, the inner axes and the study's own settings (escape's), which every shard must
+    match; --force with accept_version_mismatch."""
     force = " --force" if CONFIG["accept_version_mismatch"] else ""
-    return f"--seed {CONFIG['seed']} {inner_arguments(wildcards.study)}{force}"
+    settings = settings_arguments(STUDIES[wildcards.study].settings)
+    settings = f" {settings}" if settings else ""  # other studies' commands stay as they were
+    return f"--seed {CONFIG['seed']} {inner_arguments(wildcards.study)}{settings}{force}"
 
 
 def final_targets():

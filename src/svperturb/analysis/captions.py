@@ -124,4 +124,13 @@ CAPTIONS: dict[str, Caption] = {
         "ratio 2 sum_i ||A_i||^2 ||B_i||^2 / lambda_max is 1 (dashed) at depth 2, at width 1 and at "
         "kappa = 0, and rises above 1 for L >= 3 once kappa > 0, more with depth and width: how "
         "much the exact expression adds to the bound."),
+    "escape_transition": Caption(
+        24, "Claim 24: the escape transition of gradient descent at c = 1",
+        "(a) Per depth, the fraction of runs that left the minimizer (escaped, or moved to another "
+        "minimizer) per bin of the step factor c, with 95% Wilson intervals: 0 left of the dashed "
+        "c = 1, 1 right of it, the jump inside one bin. (b) Every run near c = 1: blue circles "
+        "(stayed) must lie left of the red triangles (escaped), 1 between them, and the hollow "
+        "crosses (undecided) inside the grey predicted window. (c) The measured growth per step "
+        "(l_end / l_0)^(1/(2 steps)) on the line y = |1 - 2c|; moved runs, which left the linear "
+        "regime, may lie off it."),
 }

@@ -18,7 +18,9 @@ removed when the job reruns.
 
 Every shard carries the per-sample dataset `fault` (studies.FAULT_*, an HDF5 enum): merging
 refuses a NaN or an infinity in a study's finite datasets outside the samples flagged there, and
-PointData leaves the flagged samples out of every array it returns.
+PointData leaves the flagged samples out of every array it returns. A study's other categorical
+datasets (DATASETS entries with codes, e.g. escape's `outcome`) are HDF5 enums too, and merging
+refuses a code they do not list.
 """
 
 from __future__ import annotations
@@ -56,7 +58,14 @@ READ_MERGED_FORMATS = (2, 3)  # merged files PointData reads
 # What data_hash covers besides the point: bump it when the meaning of stored numbers changes
 # (2: the per-sample `fault`), and leave only the new format in MERGED_SHARD_FORMATS.
 NUMBERS_VERSION = 2
-FAULT_DTYPE = h5py.enum_dtype({name: code for code, name in FAULT_NAMES.items()}, basetype="u1")
+
+
+def enum_dtype(codes: Mapping[int, str]) -> np.dtype:
+    """The HDF5 enum of unsigned bytes of a categorical dataset's codes {code: name}."""
+    return h5py.enum_dtype({name: code for code, name in codes.items()}, basetype="u1")
+
+
+FAULT_DTYPE = enum_dtype(FAULT_NAMES)
 # Filters of the merged files' datasets of at least COMPRESS_FROM_BYTES (a smaller one's chunk index
 # outweighs what it saves): measured in docs/data-format.md, Compression.
 COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
@@ -222,6 +231,7 @@ class ShardWriter:
         self.n_spectra = n_spectra
         self.started = time.perf_counter()
         self.fault_count = 0
+        self.codes = _categorical(attrs.get("study"))
         self.out = AtomicHDF5(self.path)
         try:
             for key, value in attrs.items():
@@ -244,7 +254,7 @@ class ShardWriter:
         if "fault" in per_sample:
             self.fault_count += int(np.count_nonzero(per_sample["fault"]))
         for name, values in per_sample.items():
-            dtype = FAULT_DTYPE if name == "fault" else values.dtype
+            dtype = enum_dtype(self.codes[name]) if name in self.codes else values.dtype
             dataset = self.out.dataset(name, (self.n_samples, *values.shape[1:]), dtype)
             dataset[offset : offset + len(values)] = values
         keep = max(0, min(self.n_spectra - offset, self.n_samples))
@@ -268,6 +278,17 @@ class ShardWriter:
                 self.out.close(publish=False)
                 raise _write_failed(self.path, error) from error
         self.out.close(publish=exc_type is None)
+
+
+def _categorical(study: str | None) -> dict[str, Mapping[int, str]]:
+    """{dataset: codes} of the categorical datasets of `study` (its DATASETS' entries with codes,
+    and `fault`), stored as HDF5 enums; `fault` alone where the study is not known."""
+    try:
+        described = table(get_study(study)) if study is not None else {}
+    except ValueError:  # not a study: its shard is refused when merged
+        described = {}
+    return {"fault": FAULT_NAMES, **{name: entry.codes for name, entry in described.items()
+                                     if entry.codes is not None}}
 
 
 def _publish(tmp: Path, path: Path) -> None:
@@ -433,7 +454,9 @@ def _merge_point(out: AtomicHDF5, point: str, parts, samples: int, study) -> int
                                        _entry(described, name, len(shape), study.NAME, shard))
             data = {name: _read_dataset(fh, shard, name, parts[0][2]) for name in layout}
         _check_shard_data(shard, data, stop - start, spectra_rows(start, stop, keep),
-                          finite_datasets(described))
+                          finite_datasets(described),
+                          {name: entry.codes for name, entry in described.items()
+                           if entry.codes is not None and name != "fault"})
         faults.extend((start + int(i), int(data["fault"][i])) for i in np.flatnonzero(data["fault"]))
         for name, values in data.items():  # spectra rows are the first samples, as is the shard's
             out.datasets[f"{point}/{name}"][start : start + len(values)] = values
@@ -459,9 +482,10 @@ def _entry(described: Mapping[str, Dataset], name: str, ndim: int, study: str,
 def _described_dataset(out: AtomicHDF5, point: str, name: str, shape: tuple, dtype,
                        entry: Dataset) -> None:
     """A merged dataset, compressed from COMPRESS_FROM_BYTES, with its table entry as attributes;
-    `fault` is the HDF5 enum whatever its shards' type."""
+    a categorical one (`fault`, an entry with codes) is the HDF5 enum whatever its shards' type."""
     size = math.prod(shape) * np.dtype(dtype).itemsize
-    dataset = out.dataset(f"{point}/{name}", shape, FAULT_DTYPE if name == "fault" else dtype,
+    dataset = out.dataset(f"{point}/{name}", shape,
+                          dtype if entry.codes is None else enum_dtype(entry.codes),
                           **(COMPRESSION if size >= COMPRESS_FROM_BYTES else {}))
     dataset.attrs.update(description=entry.description, units=entry.units,
                          equation=entry.equation)
@@ -521,9 +545,11 @@ def _read_dataset(fh: h5py.File, shard: Path, name: str, reference: Path) -> np.
 
 
 def _check_shard_data(shard: Path, data: dict[str, np.ndarray], rows: int, spectra_rows: int,
-                      finite: tuple[str, ...]) -> None:
-    """Lengths (`rows` per sample, `spectra_rows` of spectra), fault codes, and no NaN or infinity
-    in the finite datasets of unflagged samples."""
+                      finite: tuple[str, ...],
+                      categorical: Mapping[str, Mapping[int, str]] | None = None) -> None:
+    """Lengths (`rows` per sample, `spectra_rows` of spectra), fault codes and the codes of the
+    other `categorical` datasets ({name: codes}), and no NaN or infinity in the finite datasets of
+    unflagged samples."""
     again = f"regenerate it: {regenerate_command(shard)}"
     for name, values in data.items():
         expected = spectra_rows if name.startswith("spectra/") else rows
@@ -535,6 +561,12 @@ def _check_shard_data(shard: Path, data: dict[str, np.ndarray], rows: int, spect
     if unknown:
         raise ShardError(f"{shard}: dataset 'fault' holds codes {unknown}; allowed: "
                          f"{sorted(FAULT_NAMES)}; {again}")
+    for name, codes in (categorical or {}).items():
+        values = data.get(name)
+        unknown = sorted(set(np.unique(values).tolist()) - set(codes)) if values is not None else []
+        if unknown:
+            raise ShardError(f"{shard}: dataset {name!r} holds codes {unknown}; allowed: "
+                             f"{sorted(codes)}; {again}")
     for name in finite:
         values = data.get(name)
         if values is None or not len(values):

@@ -3,8 +3,9 @@ already on disk.
 
 Adding grid values (a width, a weight scale) only adds grid points: their shards are new, the
 finished ones are kept. Changing what every shard of a study depends on (the seed, an inner axis
-such as the skip list) makes Snakemake recompute all of the study's shards (their command lines
-change): that is said before the run starts. Changing the samples of shard 0 (shard_size, or
+such as the skip list, a setting of the study alone such as escape's max_steps) makes Snakemake
+recompute all of the study's shards (their command lines change): that is said before the run
+starts. Changing the samples of shard 0 (shard_size, or
 samples below shard_size) would re-split finished work and recompute all of it; that is refused,
 with what to do instead.
 """
@@ -24,7 +25,8 @@ def compare_with_existing_shards(results: str | Path, studies: Mapping[str, Stud
                                  seed: int) -> tuple[list[str], list[str]]:
     """(problems, notes) for the shards under <results>/shards: problems refuse the run, notes
     say which studies will be recomputed and why. Shard 0 of every grid point has the same sample
-    range, seed and inner axes, so one is read per study: the first configured point's that exists."""
+    range, seed, inner axes and study settings, so one is read per study: the first configured
+    point's that exists."""
     problems, notes = [], []
     for name, study in studies.items():
         module = get_study(name)
@@ -54,7 +56,7 @@ def compare_with_existing_shards(results: str | Path, studies: Mapping[str, Stud
                 f"recompute the study from scratch.")
             continue
         stored: dict[str, Any] = json.loads(attrs.get("point_json", "{}"))
-        now = {"seed": seed, **{axis: point[axis] for axis in module.INNER}}
+        now = {"seed": seed, **{axis: point[axis] for axis in module.INNER}, **study.settings}
         changed = [f"{key} ({stored.get(key)} -> {value})" for key, value in now.items()
                    if stored.get(key) != value]
         if changed:

@@ -3,7 +3,8 @@
 
 A sample's target and its imbalance directions Z_i depend on (seed, study, width d, what is drawn,
 sample index) alone: every depth L and imbalance kappa of a sample shares them, so that the
-statistics compare along L and kappa on the same matrices (docs/studies.md).
+statistics compare along L and kappa on the same matrices (docs/studies.md). So does the step
+factor c of the escape study (step_factors).
 """
 
 from __future__ import annotations
@@ -71,3 +72,16 @@ def imbalanced_factors(factors: list[np.ndarray], directions: list[np.ndarray], 
         left = g[i] @ w if i < len(g) else w
         out.append(left @ g_inv[i - 1] if i > 0 else left)
     return out
+
+
+def step_factors(seed: int, study: str, d: int, target: str, low: float, high: float, start: int,
+                 stop: int) -> np.ndarray:
+    """The step factors c of samples [start, stop), uniform in [low, high): c = low + (high - low)
+    u with u uniform in [0, 1) from the stream `step_factor/target=<target>` at width d, so that
+    a sample's c is the same for every depth and imbalance of its (target, width) and independent
+    across targets and widths; u does not depend on low and high."""
+    if not low < high:
+        raise ValueError(f"step factor interval: got [{low}, {high}]; need low < high")
+    u = sample_draws(seed, study, d, f"step_factor/target={target}", start, stop,
+                     lambda generator, size: generator.random(size))
+    return low + (high - low) * u

@@ -29,7 +29,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -55,6 +55,7 @@ STUDIES: tuple[str, ...] = (
     "rho_paths",          # claim 15 (Figure 2)
     "toy_network",        # claim 16 (Figure 8)
     "sharpness",          # Kamber & Parhi (arXiv 2509.25783): sharpness of deep matrix factorization
+    "escape",             # claim 24: gradient descent's escape from those minima at eta = 2 / lambda_max
 )
 
 
@@ -82,12 +83,14 @@ class StudyError(ValueError):
 @dataclass(frozen=True)
 class StudyConfig:
     """One study's settings with its grid resolved (study overrides applied): its samples per grid
-    point, split into shards of shard_size consecutive samples."""
+    point, split into shards of shard_size consecutive samples, and the settings only it takes
+    (config.study_settings: e.g. escape's max_steps), which every point of it carries."""
 
     name: str
     samples: int
     shard_size: int
     grid: dict[str, list]
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_shards(self) -> int:

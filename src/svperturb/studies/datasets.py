@@ -21,14 +21,16 @@ DIMENSIONLESS, COUNT, NO_UNITS = "1", "count", ""  # units: CF's "1"; "" for fla
 @dataclass(frozen=True)
 class Dataset:
     """One stored dataset: what it holds, its axes (names of DIMENSIONS), its units, the paper's
-    equation or statement it records ("" where none), and whether it is finite for every
-    computable sample (largest singular values, whole spectra)."""
+    equation or statement it records ("" where none), whether it is finite for every computable
+    sample (largest singular values, whole spectra), and for a categorical dataset its codes
+    {code: name}, stored as an HDF5 enum of unsigned bytes (as `fault` is)."""
 
     description: str
     dims: tuple[str, ...]
     units: str = DIMENSIONLESS
     equation: str = ""
     finite: bool = False
+    codes: Mapping[int, str] | None = None
 
 
 # Axes of the datasets: the sample (always first), then inner axes and statistic axes.
@@ -66,7 +68,8 @@ DIMENSIONS: dict[str, Dataset] = {
 FAULT = Dataset(
     "numerical fault of the sample (HDF5 enum): "
     + ", ".join(f"{code} {name}" for code, name in FAULT_NAMES.items())
-    + "; readers leave the faulty samples out of every statistic", SAMPLE, NO_UNITS)
+    + "; readers leave the faulty samples out of every statistic", SAMPLE, NO_UNITS,
+    codes=FAULT_NAMES)
 
 
 def extremes(symbol: str, definition: str, dims: tuple[str, ...], suffix: str = "",

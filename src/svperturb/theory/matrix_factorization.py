@@ -63,3 +63,55 @@ def cauchy_schwarz_sharpness_bound(left_norms, right_norms):
 
 def _spectral_norm(w):
     return np.linalg.norm(np.asarray(w, dtype=float), ord=2, axis=(-2, -1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Gradient descent near a minimizer: the escape transition
+
+
+def linear_growth_factor(step_factor):
+    """Kamber & Parhi (arXiv 2509.25783), the escape of gradient descent from a minimizer: with the
+    step eta = c 2 / lambda_max, GD W <- W - eta grad L started at W* + e, W* a zero-loss minimizer,
+    multiplies the deviation's component along the Hessian's top eigenvector u by |1 - 2c| per step
+    (linear stability). Since grad L(W* + e) = H e + O(||e||^2), H the Hessian at W*, a step maps
+    e to (I - eta H) e + O(||e||^2), and H u = lambda_max u gives the factor 1 - eta lambda_max =
+    1 - 2c; the loss, lambda_max / 2 times the squared component to leading order (H = 2 J^T J,
+    L = ||J e||^2 + O(||e||^3)), is multiplied by (1 - 2c)^2. The deviation shrinks for
+    0 < c < 1 and grows for c > 1: the transition sits at c* = 1, eta = 2 / lambda_max.
+
+    `step_factor` c, any shape; returns |1 - 2c| of the same shape."""
+    return np.abs(1 - 2 * np.asarray(step_factor, dtype=float))
+
+
+def undecided_window(max_steps, escape_factor, stay_factor):
+    """(low, high): the step factors c near 1 for which gradient descent as in linear_growth_factor
+    decides neither way within `max_steps` = T steps, when a run counts as escaped once its loss
+    reaches escape_factor^2 times the start's and as stayed once it falls to 1 / stay_factor^2
+    times it:
+
+        (1 + stay_factor^(-1/T)) / 2  <  c  <  (1 + escape_factor^(1/T)) / 2.
+
+    Derivation: after k steps the loss is g^(2k) times the start's, g = |1 - 2c|
+    (linear_growth_factor), so a run is still undecided after T steps iff
+    stay_factor^(-2) < g^(2T) < escape_factor^2, i.e. stay_factor^(-1/T) < g < escape_factor^(1/T)
+    (g^(2k) is monotone in k, so no earlier step decided it either); for c > 1/2, g = 2c - 1,
+    which gives the window. Its mirror image near c = 0 (g = 1 - 2c; a step too small to move) is
+    (1 - escape_factor^(1/T)) / 2 < c < (1 - stay_factor^(-1/T)) / 2, see linearly_undecided.
+    Both ends tend to 1 as T grows: the window's width is about
+    (ln escape_factor + ln stay_factor) / (2T)."""
+    steps = np.asarray(max_steps, dtype=float)
+    return ((1 + np.asarray(stay_factor, dtype=float) ** (-1 / steps)) / 2,
+            (1 + np.asarray(escape_factor, dtype=float) ** (1 / steps)) / 2)
+
+
+def linearly_undecided(step_factor, max_steps, escape_factor, stay_factor, margin=0.0):
+    """Whether linear stability leaves a run at step factor c undecided after `max_steps` steps
+    (undecided_window, and its mirror image near c = 0): stay_factor^(-1/T) < |1 - 2c| <
+    escape_factor^(1/T). `margin` widens the window on each side by that fraction of its width in
+    log |1 - 2c| (0: the window itself)."""
+    with np.errstate(divide="ignore"):  # c = 1/2: g = 0, decided in one step
+        log_growth = np.log(linear_growth_factor(step_factor))
+    steps = float(max_steps)
+    low, high = -np.log(stay_factor) / steps, np.log(escape_factor) / steps
+    slack = margin * (high - low)
+    return (log_growth > low - slack) & (log_growth < high + slack)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from svperturb.analysis.claims import (
     derivative_data,
+    escape,
     hard_bounds,
     paths,
     random_layer,
@@ -38,7 +39,7 @@ from svperturb.analysis.fit import INCONCLUSIVE, FitSettings
 # Every claim of docs/claims.md, by number; each module lists its own.
 CLAIMS: tuple[Claim, ...] = tuple(sorted(
     random_layer.CLAIMS + hard_bounds.CLAIMS + relu.CLAIMS + derivative_data.CLAIMS + paths.CLAIMS
-    + sharpness.CLAIMS,
+    + sharpness.CLAIMS + escape.CLAIMS,
     key=lambda c: c.id))
 
 __all__ = [

@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 
 from svperturb.analysis.figures import (
     derivative_data,
+    escape,
     hard_bounds,
     paths,
     random_layer,
@@ -18,4 +19,4 @@ from svperturb.analysis.figures import (
 )
 
 FIGURES: dict = {**random_layer.FIGURES, **hard_bounds.FIGURES, **relu.FIGURES, **derivative_data.FIGURES,
-                 **paths.FIGURES, **sharpness.FIGURES}
+                 **paths.FIGURES, **sharpness.FIGURES, **escape.FIGURES}
