@@ -3,21 +3,17 @@ labelled, with Wilson intervals that agree with SciPy's, and embedded in claim 2
 
 from __future__ import annotations
 
-import json
-import re
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from scipy import stats
 
-from support.studies import TINY_SETTINGS, simulate_study
+from support.studies import TINY_SETTINGS, fit_and_report, simulate_study
 from svperturb.analysis.captions import CAPTIONS
 from svperturb.analysis.claims import Results
 from svperturb.analysis.figures import FIGURES
 from svperturb.analysis.figures.escape import FIGURES as ESCAPE_FIGURES
 from svperturb.analysis.figures.escape import wilson_interval
-from svperturb.cli import main
 
 SAMPLES = 24
 
@@ -79,14 +75,8 @@ def test_the_wilson_interval_is_scipys():
 
 
 def test_the_report_embeds_the_figure_in_claim_24s_row(grid, tmp_path):
-    files = {name: str(tmp_path / f"{name}.json") for name in ("fits", "claims")}
-    assert main(["fit", "--results", str(grid), "--fits", files["fits"], "--claims", files["claims"],
-                 "--bootstrap", "20"]) == 0
-    assert main(["report", "--results", str(grid), "--fits", files["fits"], "--claims", files["claims"],
-                 "--output-dir", str(tmp_path / "report"), "--figures-dir", str(tmp_path / "figures")]) == 0
-    index = (tmp_path / "report" / "index.html").read_text()
-    rows = dict(re.findall(r"<tr id='claim-(\d+)'(.*?)</tr>", index, re.DOTALL))
+    _, rows, claims = fit_and_report(grid, tmp_path)
     assert (tmp_path / "figures" / "escape_transition.png").exists()
     assert "(escape_transition.png; click" in rows["24"]
-    (claim,) = [c for c in json.loads((tmp_path / "claims.json").read_text()) if c["id"] == 24]
+    (claim,) = [c for c in claims if c["id"] == 24]
     assert claim["verdict"] == "reproduced", claim["measured"]

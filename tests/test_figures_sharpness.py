@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import html
 import itertools
-import json
 import re
 
 import matplotlib.pyplot as plt
 import pytest
 
-from support.studies import TINY_POINTS, simulate_study
+from support.studies import TINY_POINTS, fit_and_report, simulate_study
 from svperturb.analysis.captions import CAPTIONS
 from svperturb.analysis.claims import Results
 from svperturb.analysis.figures import FIGURES
 from svperturb.analysis.figures.sharpness import FIGURES as SHARPNESS_FIGURES
-from svperturb.cli import main
 from svperturb.results.io import point_path
 from svperturb.studies import sharpness as study
 
@@ -116,14 +114,8 @@ def test_without_the_study_no_figure_is_drawn(tmp_path):
 
 
 def test_the_report_embeds_each_figure_with_its_first_claim_and_links_it_from_the_others(grid, tmp_path):
-    files = {name: str(tmp_path / f"{name}.json") for name in ("fits", "claims")}
-    assert main(["fit", "--results", str(grid), "--fits", files["fits"], "--claims", files["claims"],
-                 "--bootstrap", "20"]) == 0
-    assert main(["report", "--results", str(grid), "--fits", files["fits"], "--claims", files["claims"],
-                 "--output-dir", str(tmp_path / "report"), "--figures-dir", str(tmp_path / "figures")]) == 0
-    index = (tmp_path / "report" / "index.html").read_text()
-    rows = dict(re.findall(r"<tr id='claim-(\d+)'(.*?)</tr>", index, re.DOTALL))
-    ids = {c["id"] for c in json.loads((tmp_path / "claims.json").read_text())}
+    index, rows, claims = fit_and_report(grid, tmp_path)
+    ids = {c["id"] for c in claims}
     for name in SHARPNESS_FIGURES:
         assert (tmp_path / "figures" / f"{name}.png").exists()
         home, *others = CAPTIONS[name].claims

@@ -78,3 +78,21 @@ def tampered_copy(results_dir, tmp_path, study: str, changes: dict, where: str =
                 new = change(values)
                 fh[group][dataset][...] = values if new is None else new
     return Results(tmp_path)
+
+
+def fit_and_report(results, tmp_path) -> tuple[str, dict[str, str], list[dict]]:
+    """Fit and report merged `results` through the CLI (bootstrap 20) into tmp_path: the report's
+    index.html, its claims' table rows by id, and claims.json."""
+    import json
+    import re
+
+    from svperturb.cli import main
+
+    files = {name: str(tmp_path / f"{name}.json") for name in ("fits", "claims")}
+    assert main(["fit", "--results", str(results), "--fits", files["fits"], "--claims", files["claims"],
+                 "--bootstrap", "20"]) == 0
+    assert main(["report", "--results", str(results), "--fits", files["fits"], "--claims", files["claims"],
+                 "--output-dir", str(tmp_path / "report"), "--figures-dir", str(tmp_path / "figures")]) == 0
+    index = (tmp_path / "report" / "index.html").read_text()
+    rows = dict(re.findall(r"<tr id='claim-(\d+)'(.*?)</tr>", index, re.DOTALL))
+    return index, rows, json.loads((tmp_path / "claims.json").read_text())
