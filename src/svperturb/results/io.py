@@ -45,8 +45,14 @@ import scipy
 
 from svperturb import __version__
 from svperturb.studies import AXIS_TYPES, get_study, spectra_rows
-from svperturb.studies.datasets import DIMENSIONS, Dataset, finite_datasets, table
-from svperturb.studies.faults import FAULT_NAMES
+from svperturb.studies.datasets import (
+    DIMENSIONS,
+    FAULT,
+    Dataset,
+    categorical_datasets,
+    finite_datasets,
+    table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +71,6 @@ def enum_dtype(codes: Mapping[int, str]) -> np.dtype:
     return h5py.enum_dtype({name: code for code, name in codes.items()}, basetype="u1")
 
 
-FAULT_DTYPE = enum_dtype(FAULT_NAMES)
 # Filters of the merged files' datasets of at least COMPRESS_FROM_BYTES (a smaller one's chunk index
 # outweighs what it saves): measured in docs/data-format.md, Compression.
 COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
@@ -281,14 +286,13 @@ class ShardWriter:
 
 
 def _categorical(study: str | None) -> dict[str, Mapping[int, str]]:
-    """{dataset: codes} of the categorical datasets of `study` (its DATASETS' entries with codes,
-    and `fault`), stored as HDF5 enums; `fault` alone where the study is not known."""
+    """{dataset: codes} of the categorical datasets of `study` (categorical_datasets), stored as
+    HDF5 enums; `fault` alone where the study is not known."""
     try:
-        described = table(get_study(study)) if study is not None else {}
+        described = table(get_study(study)) if study is not None else {"fault": FAULT}
     except ValueError:  # not a study: its shard is refused when merged
-        described = {}
-    return {"fault": FAULT_NAMES, **{name: entry.codes for name, entry in described.items()
-                                     if entry.codes is not None}}
+        described = {"fault": FAULT}
+    return categorical_datasets(described)
 
 
 def _publish(tmp: Path, path: Path) -> None:
@@ -438,6 +442,7 @@ def _merge_point(out: AtomicHDF5, point: str, parts, samples: int, study) -> int
     group.attrs["version_mismatch"] = ", ".join(versions)  # empty unless merged with force
     keep = first_attrs["keep_spectra"]
     described = table(study)
+    finite, categorical = finite_datasets(described), categorical_datasets(described)
     layout: dict[str, tuple] = {}
     faults = []
     for start, stop, shard, _ in parts:
@@ -453,10 +458,8 @@ def _merge_point(out: AtomicHDF5, point: str, parts, samples: int, study) -> int
                     _described_dataset(out, point, name, (rows, *shape[1:]), dtype,
                                        _entry(described, name, len(shape), study.NAME, shard))
             data = {name: _read_dataset(fh, shard, name, parts[0][2]) for name in layout}
-        _check_shard_data(shard, data, stop - start, spectra_rows(start, stop, keep),
-                          finite_datasets(described),
-                          {name: entry.codes for name, entry in described.items()
-                           if entry.codes is not None and name != "fault"})
+        _check_shard_data(shard, data, stop - start, spectra_rows(start, stop, keep), finite,
+                          categorical)
         faults.extend((start + int(i), int(data["fault"][i])) for i in np.flatnonzero(data["fault"]))
         for name, values in data.items():  # spectra rows are the first samples, as is the shard's
             out.datasets[f"{point}/{name}"][start : start + len(values)] = values
@@ -545,10 +548,9 @@ def _read_dataset(fh: h5py.File, shard: Path, name: str, reference: Path) -> np.
 
 
 def _check_shard_data(shard: Path, data: dict[str, np.ndarray], rows: int, spectra_rows: int,
-                      finite: tuple[str, ...],
-                      categorical: Mapping[str, Mapping[int, str]] | None = None) -> None:
-    """Lengths (`rows` per sample, `spectra_rows` of spectra), fault codes and the codes of the
-    other `categorical` datasets ({name: codes}), and no NaN or infinity in the finite datasets of
+                      finite: tuple[str, ...], categorical: Mapping[str, Mapping[int, str]]) -> None:
+    """Lengths (`rows` per sample, `spectra_rows` of spectra), the codes of the `categorical`
+    datasets ({name: codes}, `fault` among them), and no NaN or infinity in the finite datasets of
     unflagged samples."""
     again = f"regenerate it: {regenerate_command(shard)}"
     for name, values in data.items():
@@ -557,11 +559,7 @@ def _check_shard_data(shard: Path, data: dict[str, np.ndarray], rows: int, spect
             raise ShardError(f"{shard}: dataset {name!r} has {len(values)} rows, expected "
                              f"{expected}; {again}")
     fault = data["fault"]
-    unknown = sorted(set(np.unique(fault).tolist()) - set(FAULT_NAMES))
-    if unknown:
-        raise ShardError(f"{shard}: dataset 'fault' holds codes {unknown}; allowed: "
-                         f"{sorted(FAULT_NAMES)}; {again}")
-    for name, codes in (categorical or {}).items():
+    for name, codes in categorical.items():
         values = data.get(name)
         unknown = sorted(set(np.unique(values).tolist()) - set(codes)) if values is not None else []
         if unknown:

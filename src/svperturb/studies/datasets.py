@@ -94,6 +94,11 @@ def table(study: ModuleType) -> dict[str, Dataset]:
     return {**study.DATASETS, "fault": FAULT}
 
 
+def categorical_datasets(datasets: Mapping[str, Dataset]) -> dict[str, Mapping[int, str]]:
+    """{dataset: its codes} of the categorical datasets (`fault`, and entries with codes)."""
+    return {name: entry.codes for name, entry in datasets.items() if entry.codes is not None}
+
+
 def finite_datasets(datasets: Mapping[str, Dataset]) -> tuple[str, ...]:
     """The datasets finite for every computable sample."""
     return tuple(name for name, entry in datasets.items() if entry.finite)
