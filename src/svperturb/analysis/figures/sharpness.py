@@ -108,53 +108,36 @@ def figure_closed_forms(results: Results):
     kappas = sorted({d.point["imbalance"] for d in points})
     kappa_colours = _colours(kappas, "viridis")
     fig, axes = plt.subplots(1, 4, figsize=(20, 5.6))
-    kappa_label = lambda k: f"κ = {k:g}"
-
-    ax = axes[0]
-    two = {n: [d for d in points if d.point["depth"] == 2 and d.point["width"] == n] for n in widths}
-    if any(two.values()):
-        _relative_panel(ax, two, widths, "imbalance", kappa_colours, lambda d: d["closed_form"],
-                        kappa_label, rng)
-        ax.set_xticklabels([f"{n}" + (" (scalar)" if n == 1 else "") for n in widths])
-        _legend_below(ax)
-    else:
-        _no_data(ax, "depth 2 not run")
-    ax.set(xlabel="width d (d × d factors)", ylabel="|value − exact λ_max| / exact λ_max (ratio)",
-           title="(a) depth 2: 2(‖W₁‖² + ‖W₂‖²) (claim 17)")
-
-    ax = axes[1]
-    scalars = {L: [d for d in points if d.point["width"] == 1 and d.point["depth"] == L] for L in depths}
-    if any(scalars.values()):
-        _relative_panel(ax, scalars, depths, "imbalance", kappa_colours, lambda d: d["closed_form"],
-                        kappa_label, rng)
-        ax.set_xticklabels([str(L) for L in depths])
-        _legend_below(ax)
-    else:
-        _no_data(ax, "width 1 (scalar) not run")
-    ax.set(xlabel="depth L", ylabel="|value − exact| / exact (ratio)",
-           title="(b) width 1 (scalar): 2 Σᵢ Πⱼ≠ᵢ wⱼ² (claim 18)")
-
-    ax = axes[2]
-    colours = width_colours(widths)
-    balanced = {L: [d for d in points if d.point["depth"] == L and d.point["imbalance"] == 0] for L in depths}
-    if any(balanced.values()):
-        _relative_panel(ax, balanced, depths, "width", colours, lambda d: d["balanced_value"],
-                        lambda n: f"d = {n}", rng)
-        ax.set_xticklabels([str(L) for L in depths])
-        _legend_below(ax)
-    else:
-        _no_data(ax, "κ = 0 not run")
-    ax.set(xlabel="depth L", ylabel="|value − exact| / exact (ratio)",
-           title="(c) κ = 0: balanced value 2L‖M‖^(2−2/L) (claim 19)")
-
-    ax = axes[3]
-    every = {L: [d for d in points if d.point["depth"] == L] for L in depths}
-    _relative_panel(ax, every, depths, "imbalance", kappa_colours, lambda d: d["cauchy_schwarz_bound"],
-                    kappa_label, rng)
-    ax.set_xticklabels([str(L) for L in depths])
-    _legend_below(ax)
-    ax.set(xlabel="depth L (all widths)", ylabel="(bound − exact) / exact (ratio)",
-           title="(d) Cauchy–Schwarz sum 2 Σᵢ ‖Aᵢ‖²‖Bᵢ‖² (claim 23)")
+    closed_form, kappa_label = (lambda d: d["closed_form"]), (lambda k: f"κ = {k:g}")
+    panels = [  # (groups by slot, slots, tick labels, colour key, colours, value, label, if absent)
+        ({n: [d for d in points if d.point["depth"] == 2 and d.point["width"] == n] for n in widths},
+         widths, [f"{n}" + (" (scalar)" if n == 1 else "") for n in widths], "imbalance",
+         kappa_colours, closed_form, kappa_label, "depth 2 not run"),
+        ({L: [d for d in points if d.point["width"] == 1 and d.point["depth"] == L] for L in depths},
+         depths, [str(L) for L in depths], "imbalance", kappa_colours, closed_form, kappa_label,
+         "width 1 (scalar) not run"),
+        ({L: [d for d in points if d.point["depth"] == L and d.point["imbalance"] == 0] for L in depths},
+         depths, [str(L) for L in depths], "width", width_colours(widths),
+         lambda d: d["balanced_value"], lambda n: f"d = {n}", "κ = 0 not run"),
+        ({L: [d for d in points if d.point["depth"] == L] for L in depths},
+         depths, [str(L) for L in depths], "imbalance", kappa_colours,
+         lambda d: d["cauchy_schwarz_bound"], kappa_label, "not run"),
+    ]
+    for ax, (groups, slots, ticks, key, colours, value, label, absent) in zip(axes, panels):
+        if any(groups.values()):
+            _relative_panel(ax, groups, slots, key, colours, value, label, rng)
+            ax.set_xticklabels(ticks)
+            _legend_below(ax)
+        else:
+            _no_data(ax, absent)
+    axes[0].set(xlabel="width d (d × d factors)", ylabel="|value − exact λ_max| / exact λ_max (ratio)",
+                title="(a) depth 2: 2(‖W₁‖² + ‖W₂‖²) (claim 17)")
+    axes[1].set(xlabel="depth L", ylabel="|value − exact| / exact (ratio)",
+                title="(b) width 1 (scalar): 2 Σᵢ Πⱼ≠ᵢ wⱼ² (claim 18)")
+    axes[2].set(xlabel="depth L", ylabel="|value − exact| / exact (ratio)",
+                title="(c) κ = 0: balanced value 2L‖M‖^(2−2/L) (claim 19)")
+    axes[3].set(xlabel="depth L (all widths)", ylabel="(bound − exact) / exact (ratio)",
+                title="(d) Cauchy–Schwarz sum 2 Σᵢ ‖Aᵢ‖²‖Bᵢ‖² (claim 23)")
     targets = sorted({d.point["target"] for d in points})
     fig.suptitle("Claims 17, 18: the closed forms and the balanced value agree with the exact λ_max to "
                  "rounding (at or below the dark bars); the Cauchy–Schwarz sum does only at depth 2 "
