@@ -29,9 +29,6 @@ GRID_DEFAULTS = {"depth": [1], "entry_bound": [0.5], "weight_pattern": ["uniform
                  "batch_size": [1], "theta": [4.5], "target": ["gaussian"], "imbalance": [0]}
 # Studies whose grid may hold width 1 (the scalar factorization), and whose depth must be >= 2.
 FACTORIZATION_STUDIES = ("sharpness", "escape")
-# The keys every study takes; any other key of a study's schema is a setting of that study alone
-# (study_settings_schema), e.g. escape's step_factor.
-STUDY_KEYS = ("samples", "shard_size", "grid", "skip_points")
 # Studies that compare a ConvNet (rho = 0) with a ResNet (rho = 1): their skip axis must hold both.
 COMPARES_SKIP_ENDPOINTS = ("resnet_layer", "convnet_vs_resnet", "relu_layer", "depth", "data_factor",
                            "rho_paths", "toy_network")
@@ -112,13 +109,16 @@ def _schema_studies() -> list[str]:
 
 
 def study_settings_schema(name: str) -> dict[str, dict]:
-    """The settings only study `name` takes (its schema's keys beyond STUDY_KEYS): {key: its schema,
-    with its default}; {} for a study that has none."""
-    studies = config_schema()["properties"]["studies"]["properties"]
+    """The settings only study `name` takes: {key: its schema, with its default} for the keys of its
+    schema beyond those of every study ($defs/study: samples, shard_size, grid, skip_points), e.g.
+    escape's step_factor; {} for a study that has none."""
+    schema = config_schema()
+    studies = schema["properties"]["studies"]["properties"]
     if name not in studies:
         return {}
-    definition = config_schema()["$defs"][studies[name]["$ref"].split("/")[-1]]
-    return {key: sub for key, sub in definition["properties"].items() if key not in STUDY_KEYS}
+    definition = schema["$defs"][studies[name]["$ref"].split("/")[-1]]
+    common = schema["$defs"]["study"]["properties"]
+    return {key: sub for key, sub in definition["properties"].items() if key not in common}
 
 
 def study_settings(name: str, given: dict[str, Any], where: str) -> dict[str, Any]:
