@@ -10,8 +10,8 @@ vec of the literature writes it (B_i^T B_i) (x) (A_i A_i^T)). Two routes:
 - dense: K built (N x N, N = d_L d_0) and `xp.linalg.eigvalsh`; exact to the eigensolver's
   rounding, p(N) eps ||K|| with p(N) taken as N (as in engine.py). O(N^3) per sample.
 - lanczos: Lanczos on the matrix-free operator (O(L (d_L^2 d_0 + d_L d_0^2)) per product) with full
-  reorthogonalisation, every sample of the batch advancing together; it returns an error bound per
-  sample (sharpness_lanczos states what it guarantees).
+  reorthogonalisation, every sample of the batch advancing together (linalg/lanczos.py); it returns
+  an error bound per sample (sharpness_lanczos states what it guarantees).
 
 `sharpness` takes the dense route up to DENSE_LARGEST and Lanczos beyond. Weights are a list of L
 arrays (batch, d_i, d_(i-1)), W_1 first, on the array module `xp`; results stay on `xp`. Host work
@@ -30,10 +30,10 @@ import scipy.linalg
 import scipy.optimize
 
 from svperturb.linalg.backend import to_host
+from svperturb.linalg.lanczos import MatrixFreeOperator, lanczos_ends
 
 log = logging.getLogger(__name__)
 
-EPS = np.finfo(np.float64).eps
 # Largest N = d_L d_0 for the dense route under route="auto", measured with `svperturb bench
 # --sharpness` (docs/benchmarks.md, "Sharpness routes"): up to N = 36 dense is faster (a tie at
 # depth 8); at N = 64 both take under 0.4 ms a sample, Lanczos 1.1 to 2.4 times less; from N = 100
@@ -42,10 +42,6 @@ EPS = np.finfo(np.float64).eps
 # rests on an assumption (sharpness_lanczos).
 DENSE_LARGEST = 64
 DENSE_CHUNK_BYTES = 2**28  # the dense route builds K for as many samples as fit this at once
-# Lanczos's tridiagonal eigenproblems on the host: NumPy's batched eigh on the dense T is faster
-# than stebz/stein sample by sample up to k = 32 steps (32 samples: 0.8 against 1.1 ms at k = 20,
-# 4 against 1.8 ms at k = 40, 2-core AMD EPYC), O(k^3) against O(k) beyond.
-RITZ_DENSE_LARGEST = 32
 # SLSQP's stopping tolerance on the rescaling problem's value (scaled to 1). Against Nelder-Mead
 # polishing its solution on 60 random problems (L 2 to 5, d 1 to 3) it was within 4e-14 relative,
 # every run converged; 1e-15 gained a digit but stopped a fifth of them on a failed line search.
@@ -167,98 +163,23 @@ def sharpness_lanczos(weights, xp: ModuleType = np, rtol: float = LANCZOS_RTOL,
 
 def _lanczos_top(g, h, xp: ModuleType, rtol: float, max_iter: int | None, seed: int,
                  vector: bool = False):
-    """(theta_1, its bound, steps, Ritz vector (batch, d_L, d_0)) per sample; see
-    sharpness_lanczos. With `vector`, a sample stops only when r_1 itself is <= max(rtol theta_1,
-    the rounding), so that the Ritz vector is within r_1 / gap of the top eigenvector
-    (Davis-Kahan), not only the value within r_1^2 / gap."""
+    """(theta_1, its bound, steps, Ritz vector (batch, d_L, d_0), zeros without `vector`) per
+    sample; see sharpness_lanczos and linalg/lanczos.py: lanczos_ends, whose `vector` stops a
+    sample on r_1 itself."""
     batch, rows, cols = g.shape[1], g.shape[-1], h.shape[-1]
     size = rows * cols
-    max_iter = size if max_iter is None else max(1, min(max_iter, size))
-    rounding_ulps = size + g.shape[0] * (rows + cols)
-    start = np.random.default_rng(seed).standard_normal((batch, size))
-    basis = xp.zeros((batch, min(max_iter, 16), size), dtype=g.dtype)
-    basis[:, 0] = xp.asarray(start / np.linalg.norm(start, axis=-1, keepdims=True))
-    alphas, betas = np.zeros((batch, max_iter)), np.zeros((batch, max_iter))
-    live = np.arange(batch)  # the samples still iterating; the arrays on xp hold their rows only
-    beta = xp.zeros(batch, dtype=g.dtype)
-    theta, bound, steps = np.zeros(batch), np.zeros(batch), np.zeros(batch, dtype=np.int64)
-    vectors = xp.zeros((batch, size), dtype=g.dtype)
-    for k in range(max_iter):
-        w, alpha, beta = _lanczos_step(g, h, basis, k, beta, xp)
-        alphas[live, k], betas[live, k] = to_host(alpha), to_host(beta)
-        ritz, exact, residual, tops = _ritz_bounds(alphas[live, :k + 1], betas[live, :k + 1])
-        rounding = rounding_ulps * EPS * np.abs(ritz)
-        done = ((residual if vector else exact) <= np.maximum(rtol * ritz, rounding)) | \
-            (k + 1 == max_iter)
-        if done.any():
-            finished, rest = xp.asarray(np.flatnonzero(done)), xp.asarray(np.flatnonzero(~done))
-            ended = live[done]
-            theta[ended], bound[ended], steps[ended] = ritz[done], (exact + rounding)[done], k + 1
-            vectors[xp.asarray(ended)] = xp.einsum("bkn,bk->bn", basis[finished, :k + 1],
-                                                   xp.asarray(tops[done]))
-            live, g, h, w, beta, basis = (live[~done], g[:, rest], h[:, rest], w[rest], beta[rest],
-                                          basis[rest])
-        if not len(live):
-            break
-        if k + 1 == basis.shape[1]:
-            basis = _grown(basis, min(2 * (k + 1), max_iter), xp)
-        basis[:, k + 1] = w / beta[:, None]
-    return (xp.asarray(theta), xp.asarray(bound), xp.asarray(steps),
+    result = lanczos_ends(_operator(g, h), batch, size, g.dtype, xp, rtol, max_iter, seed,
+                          rounding_ulps=size + g.shape[0] * (rows + cols), vector=vector)
+    vectors = result.top_vectors if vector else xp.zeros((batch, size), dtype=g.dtype)
+    return (xp.asarray(result.top), xp.asarray(result.top_bound), xp.asarray(result.steps),
             vectors.reshape(batch, rows, cols))
 
 
-def _lanczos_step(g, h, basis, k: int, beta_before, xp: ModuleType):
-    """(w, alpha_k, beta_k): K q_k orthogonalised against q_0 .. q_k (before normalisation)."""
-    q = basis[:, k]
-    w = apply_operator(g, h, q.reshape(-1, g.shape[-1], h.shape[-1])).reshape(q.shape)
-    alpha = (q * w).sum(axis=-1)
-    w = w - alpha[:, None] * q
-    if k:
-        w = w - beta_before[:, None] * basis[:, k - 1]
-    for _ in range(2):  # twice is enough (Kahan, Parlett) to keep the basis orthonormal
-        w = w - xp.einsum("bkn,bk->bn", basis[:, :k + 1],
-                          xp.einsum("bkn,bn->bk", basis[:, :k + 1], w))
-    return w, alpha, xp.sqrt((w * w).sum(axis=-1))
-
-
-def _ritz_bounds(alphas: np.ndarray, betas: np.ndarray):
-    """(theta_1, the exact-arithmetic bound min(r_1, r_1^2 / delta), r_1, y_1) per sample from the
-    Lanczos coefficients alpha_0..alpha_k and beta_0..beta_k (see sharpness_lanczos)."""
-    ritz, last, tops = _top_ritz_pairs(alphas, betas[:, :-1])
-    residual = betas[:, -1:] * np.abs(last)
-    gap = ritz[:, 0] - ritz[:, 1] - residual[:, 1]  # NaN at k = 1: no second Ritz value
-    with np.errstate(divide="ignore", invalid="ignore"):
-        exact = np.where(gap > 0, np.minimum(residual[:, 0], residual[:, 0] ** 2 / gap),
-                         residual[:, 0])
-    return ritz[:, 0], exact, residual[:, 0], tops
-
-
-def _top_ritz_pairs(alphas: np.ndarray, betas: np.ndarray):
-    """For each row's tridiagonal T (diagonal `alphas` (n, k), off-diagonal `betas` (n, k-1)): the
-    two largest eigenvalues (n, 2) (the second NaN for k = 1), their eigenvectors' last components
-    (n, 2), and the top eigenvector (n, k). Host work: one batched dense eigh up to
-    RITZ_DENSE_LARGEST steps, beyond LAPACK stebz/stein (O(k)) sample by sample."""
-    n, k = alphas.shape
-    if k <= RITZ_DENSE_LARGEST:
-        t = np.zeros((n, k, k))
-        index = np.arange(k)
-        t[:, index, index] = alphas
-        t[:, index[1:], index[:-1]] = t[:, index[:-1], index[1:]] = betas
-        values, vectors = np.linalg.eigh(t)
-        values, vectors = values[:, -2:], vectors[:, :, -2:]
-    else:
-        pairs = [scipy.linalg.eigh_tridiagonal(alphas[j], betas[j], select="i",
-                                               select_range=(k - 2, k - 1)) for j in range(n)]
-        values, vectors = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
-    ritz = values[:, ::-1] if k > 1 else np.c_[values, np.full(n, np.nan)]
-    last = vectors[:, -1, ::-1] if k > 1 else np.c_[vectors[:, -1], np.zeros(n)]
-    return ritz, last, vectors[:, :, -1]
-
-
-def _grown(basis, length: int, xp: ModuleType):
-    grown = xp.zeros((basis.shape[0], length, basis.shape[-1]), dtype=basis.dtype)
-    grown[:, :basis.shape[1]] = basis
-    return grown
+def _operator(g, h) -> MatrixFreeOperator:
+    """V -> sum_i G_i V H_i on flattened V (batch, d_L d_0), restricted with its factors."""
+    return MatrixFreeOperator(
+        lambda q: apply_operator(g, h, q.reshape(-1, g.shape[-1], h.shape[-1])).reshape(q.shape),
+        lambda rows: _operator(g[:, rows], h[:, rows]))
 
 
 def sharpness(weights, xp: ModuleType = np, route: str = "auto"):
