@@ -75,6 +75,23 @@ def test_a_probe_stops_at_the_shard_when_the_shard_is_cheap(monkeypatch):
     assert rate == pytest.approx(1e-4)
 
 
+def test_a_long_probe_reports_its_progress_at_most_every_progress_seconds(monkeypatch, caplog):
+    clock = Clock()
+
+    def simulate(name, points, start, stop, block, xp, sinks, spectra_stop):
+        clock.now += 20.0 * (stop - start)  # 20 s a sample: every job's probe stops at 1 sample
+
+    monkeypatch.setattr(cost.time, "perf_counter", clock)
+    monkeypatch.setattr(cost, "simulate_points_range", simulate)
+    study = StudyConfig("unit_variance", samples=10, shard_size=10,
+                        grid={"distribution": ["gaussian"], "width": [2, 3, 4, 5, 6]})
+    with caplog.at_level("INFO", logger="svperturb.cost"):
+        cost.study_cost(study, seed=1, keep_spectra=0, xp=np)
+    # after the warm-up, 20 s per job: a line after jobs 2 and 4 (40 s >= 30 s), none after the last
+    assert [r.getMessage() for r in caplog.records] == [
+        "cost: unit_variance, 2/5 jobs probed", "cost: unit_variance, 4/5 jobs probed"]
+
+
 def test_the_table_adds_the_studies_and_the_process_starts():
     costs = [cost.StudyCost("a", 10, 3600.0, 60.0, 5), cost.StudyCost("b", 30, 7200.0, 30.0, 7)]
     lines = cost.format_costs(costs, 0.5, "cpu")

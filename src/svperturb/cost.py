@@ -28,6 +28,7 @@ from svperturb.studies import job_points, simulate_points_range
 log = logging.getLogger(__name__)
 
 PROBE_SECONDS = 0.1  # a probe grows until it takes this long (or covers a shard)
+PROGRESS_SECONDS = 30.0  # a study's probe reports how far it is at most this often
 
 
 @dataclass(frozen=True)
@@ -89,13 +90,15 @@ def _probe_jobs(study: StudyConfig, groups: list[list[dict]], keep_spectra: int,
     total = longest = 0.0
     probed = 0
     seconds_per_sample(study.name, groups[0], keep_spectra, 1, xp)  # warm-up: first use of a route
+    reported = time.perf_counter()
     for k, points in enumerate(groups, 1):
         rate, count = seconds_per_sample(study.name, points, keep_spectra, largest, xp)
         total += rate * study.samples
         longest = max(longest, rate * study.shard_size)
         probed += count * len(points)
-        if k % 50 == 0:
+        if k < len(groups) and time.perf_counter() - reported >= PROGRESS_SECONDS:
             log.info("cost: %s, %d/%d jobs probed", study.name, k, len(groups))
+            reported = time.perf_counter()
     return StudyCost(study.name, len(groups) * study.n_shards, total, longest, probed)
 
 
