@@ -75,7 +75,7 @@ def test_absolute_value_identity_holds_and_a_broken_law_is_detected(results_dir,
 
 def test_every_claim_gets_a_row_and_missing_studies_are_inconclusive(results_dir):
     fits, rows = evaluate(results_dir, SETTINGS)  # unit_variance was not simulated
-    assert [row["id"] for row in rows] == [claim.id for claim in CLAIMS] == list(range(1, 25))
+    assert [row["id"] for row in rows] == [claim.id for claim in CLAIMS] == list(range(1, 34))
     by_id = {row["id"]: row for row in rows}
     simulated = {"resnet_layer", "convnet_vs_resnet"}
     for claim in CLAIMS:
@@ -84,7 +84,7 @@ def test_every_claim_gets_a_row_and_missing_studies_are_inconclusive(results_dir
             assert by_id[claim.id]["verdict"] == INCONCLUSIVE
             assert by_id[claim.id]["measured"].startswith(f"not run: {missing[0]}")
     assert by_id[1]["verdict"] == REPRODUCED
-    assert set(fits) == {str(i) for i in range(1, 25)}  # no depth study, no depth table
+    assert set(fits) == {str(i) for i in range(1, 34)}  # no depth study, no depth table
     assert [row["source"] for row in rows] == [claim.source for claim in CLAIMS]
 
 

@@ -19,16 +19,21 @@ from typing import Any
 import jsonschema
 import yaml
 
-from svperturb.studies import StudyConfig
+from svperturb.studies import StudyConfig, get_study
 
 GRID_AXES = ("distribution", "width", "weight_scale", "activation_slope", "activity", "skip",
-             "depth", "entry_bound", "weight_pattern", "batch_size", "theta", "target", "imbalance")
+             "depth", "entry_bound", "weight_pattern", "batch_size", "theta", "target", "imbalance",
+             "activation", "init_std", "state", "teacher_spectrum", "init_exponent", "l2")
 # Optional grid axes and their values when the top-level grid leaves them out (the schema cannot
 # hold these defaults: its grid definition is shared with the per-study overrides).
 GRID_DEFAULTS = {"depth": [1], "entry_bound": [0.5], "weight_pattern": ["uniform"],
-                 "batch_size": [1], "theta": [4.5], "target": ["gaussian"], "imbalance": [0]}
+                 "batch_size": [1], "theta": [4.5], "target": ["gaussian"], "imbalance": [0],
+                 "activation": ["tanh"], "init_std": [0.5], "state": ["initialization"],
+                 "teacher_spectrum": ["linear"], "init_exponent": [1.0], "l2": [0.1]}
 # Studies whose grid may hold width 1 (the scalar factorization), and whose depth must be >= 2.
 FACTORIZATION_STUDIES = ("sharpness", "escape")
+# Deep linear network studies: depth >= 2, width at least the teacher's dimension (TEACHER_DIMENSION).
+DEEP_LINEAR_STUDIES = ("deep_linear_dynamics", "deep_linear_l2")
 # Studies that compare a ConvNet (rho = 0) with a ResNet (rho = 1): their skip axis must hold both.
 COMPARES_SKIP_ENDPOINTS = ("resnet_layer", "convnet_vs_resnet", "relu_layer", "depth", "data_factor",
                            "rho_paths", "toy_network")
@@ -246,6 +251,19 @@ def _width_problems(config: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _deep_linear_problems(name: str, study: dict[str, Any], grid: dict[str, list]) -> list[str]:
+    """A deep linear network study's depths (>= 2) and widths (at least its teacher's dimension)."""
+    teacher = get_study(name).TEACHER_DIMENSION
+    problems = []
+    for axis, least, what in (("depth", 2, "the number of layers"),
+                              ("width", teacher, "the teacher's dimension")):
+        if min(grid[axis]) < least:
+            key = f"studies.{name}.grid" if axis in study.get("grid", {}) else "grid"
+            problems.append(f"{key}.{axis}: got {grid[axis]} for study {name}; allowed: values >= "
+                            f"{least} ({what})")
+    return problems
+
+
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     """Validate `config` (a mapping) and return a copy with defaults filled in.
 
@@ -274,6 +292,8 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         grid = {**config["grid"], **study.get("grid", {})}
         problems += _settings_and_problems(name, {k: study[k] for k in study_settings_schema(name)},
                                            f"studies.{name}")[1]
+        if name in DEEP_LINEAR_STUDIES:
+            problems += _deep_linear_problems(name, study, grid)
         if name in FACTORIZATION_STUDIES and min(grid["depth"]) < 2:
             key = f"studies.{name}.grid" if "depth" in study.get("grid", {}) else "grid"
             problems.append(f"{key}.depth: got {grid['depth']} for study {name}; allowed: depths "

@@ -28,10 +28,25 @@ TINY_POINTS = {
     "escape": {"target": "gaussian", "width": 3, "depth": 3, "imbalance": 0.5,
                "step_factor": [0.8, 1.2], "max_steps": 300, "start_distance": 1e-9,
                "escape_factor": 100.0, "stay_factor": 1000.0},
+    "smooth_hessian": {"activation": "softplus", "width": 4, "depth": 2, "init_std": 0.5,
+                       "state": "trained", "data_points": 3, "descent_steps": 5,
+                       "lanczos_rtol": 1e-8, "lanczos_max_steps": 60},
+    # few steps: some runs stop, others reach training_steps (the runs leave the batch in turn)
+    "deep_linear_dynamics": {"teacher_spectrum": "geometric", "width": 5, "depth": 3,
+                             "init_exponent": 1.0, "training_steps": 150, "rate_factor": 0.5,
+                             "steps_per_decade": 10, "loss_tolerance": 1e-3},
+    "deep_linear_l2": {"width": 7, "depth": 3, "l2": 0.1, "init_exponent": 1.0,
+                       "training_steps": 150, "rate_factor": 0.5, "gradient_tolerance": 0.02},
 }
 # The command-line settings of TINY_POINTS' studies that have their own (simulate, aggregate).
 TINY_SETTINGS = {"escape": ["--settings", "step_factor=0.8,1.2", "max_steps=300",
-                            "start_distance=1e-09", "escape_factor=100.0", "stay_factor=1000.0"]}
+                            "start_distance=1e-09", "escape_factor=100.0", "stay_factor=1000.0"],
+                 "smooth_hessian": ["--settings", "data_points=3", "descent_steps=5",
+                                    "lanczos_rtol=1e-08", "lanczos_max_steps=60"],
+                 "deep_linear_dynamics": ["--settings", "training_steps=150", "rate_factor=0.5",
+                                          "steps_per_decade=10", "loss_tolerance=0.001"],
+                 "deep_linear_l2": ["--settings", "training_steps=150", "rate_factor=0.5",
+                                    "gradient_tolerance=0.02"]}
 
 
 def simulate_study(directory, study: str, points: list[str], samples: int, *inner: str,

@@ -133,4 +133,42 @@ CAPTIONS: dict[str, Caption] = {
         "crosses (undecided) inside the grey predicted window. (c) The measured growth per step "
         "(l_end / l_0)^(1/(2 steps)) on the line y = |1 - 2c|; moved runs, which left the linear "
         "regime, may lie off it."),
+    "smooth_hessian_width": Caption(
+        31, "Claim 31: the predictor's Hessian norm against the width",
+        "One panel per activation at the smallest sigma_0, one colour per depth: median ||H|| = "
+        "max |lambda| with quartiles, log-log, and the OLS line of log ||H|| against log m with its "
+        "slope in the legend. The claim holds where the lines run parallel to the dashed slope "
+        "-1/2 (the verdict allows [-3/4, -1/4])."),
+    "smooth_hessian_depth": Caption(
+        32, "Claim 32: sqrt(m) ||H|| against depth",
+        "One panel per activation at the largest width, one curve per sigma_0, log scale: an "
+        "exponential in L is a rising straight line, a power of L bends down. At sigma_0 <= 1/2 the "
+        "curves must not rise as straight lines; at sigma_0 > 1 they are expected to."),
+    "smooth_hessian_descent": Caption(
+        33, "Claim 33: the RSC quantity and the loss along gradient descent",
+        "Top: the median ratio q_t / q_0 of the squared norm of the average predictor gradient to "
+        "its start, per depth, at the smallest sigma_0 and the largest width; it must stay above the "
+        "dashed 1/2. Bottom: the median loss ratio L_t / L_0, which must fall as a straight line on "
+        "the log scale (geometrically); a flat tail is a stalled or stopped (diverged) run."),
+    "deep_linear_staircase": Caption(
+        (28, 29), "Claims 28, 29: the staircase of small initialization against lazy training",
+        "Left, small initialization: the map's singular values (solid) rise one at a time, the "
+        "largest first, each to its teacher value (dotted), and the loss (c) rests on the red "
+        "plateau levels 1/2 sum_(i>k) m_i^2 between the jumps. Right, large initialization: all "
+        "singular values move at once and the loss (d) falls without resting on any level."),
+    "deep_linear_branches": Caption(
+        (26, 27), "Claims 26, 27: learned singular values on the predicted branches",
+        "Per depth, each converged run's u_k^T A v_k against the teacher's m_k, both over m_c: "
+        "circles must lie on the solid stable root, crosses on 0. At L = 2 the points follow "
+        "max(m - lambda, 0) whatever the initialization; at L >= 3 the stable branch starts at "
+        "m_e (grey), and between m_e and m_c (red) both circles (local minima) and crosses (the "
+        "global one) appear, from different initializations; none may sit on the dashed unstable "
+        "root."),
+    "deep_linear_crossover": Caption(
+        (29, 30), "Claims 29, 30: the rank bias against the initialization exponent",
+        "The median of S = q_1 - q_d (the largest teacher direction's progress minus the "
+        "smallest's, when half the way is done) with its 95% interval, one curve per width: near 0 "
+        "for gamma < 1 (no preference, lazy), near 1 for gamma > 1 (largest first). The curves "
+        "must cross the dashed 1/2 between the grid's gammas on either side of the red gamma = 1; "
+        "as the width grows the crossing is expected to close in on 1."),
 }

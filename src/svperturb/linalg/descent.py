@@ -51,12 +51,18 @@ def loss(weights, m, xp: ModuleType = np):
     return (r * r).sum(axis=(-2, -1))
 
 
+def residual_products(lefts, rights, r, xp: ModuleType = np):
+    """[A_i^T R B_i^T for i = 1..L]: the derivative of <R, W_L ... W_1> in W_i, from the products
+    A_i, B_i of factor_products; the gradient of ||M - W_L ... W_1||_F^2 is -2 times it (and of the
+    deep linear network's loss, linalg/linear_network.py, -1 times it)."""
+    return [xp.swapaxes(a, -1, -2) @ r @ xp.swapaxes(b, -1, -2) for a, b in zip(lefts, rights)]
+
+
 def loss_and_gradient(weights, m, xp: ModuleType = np):
     """(loss (batch,), [grad_(W_i) L = -2 A_i^T R B_i^T for i = 1..L]) at `weights`."""
     lefts, rights = factor_products(weights, xp)
     r = m - weights[-1] @ rights[-1]
-    gradients = [-2 * (xp.swapaxes(a, -1, -2) @ r @ xp.swapaxes(b, -1, -2))
-                 for a, b in zip(lefts, rights)]
+    gradients = [-2 * p for p in residual_products(lefts, rights, r, xp)]
     return (r * r).sum(axis=(-2, -1)), gradients
 
 

@@ -23,7 +23,7 @@ def _gaussian(d: int):
     return lambda generator, size: generator.standard_normal((size, d, d))
 
 
-def _haar(z: np.ndarray) -> np.ndarray:
+def haar_orthogonal(z: np.ndarray) -> np.ndarray:
     """Haar-distributed orthogonal matrices from Gaussian ones (QR with the signs fixed)."""
     q, r = np.linalg.qr(z)
     return q * np.sign(np.diagonal(r, axis1=-2, axis2=-1))[..., None, :]
@@ -37,8 +37,8 @@ def target_matrices(seed: int, study: str, d: int, target: str, start: int, stop
         return sample_draws(seed, study, d, "target", start, stop, _gaussian(d)) / np.sqrt(d)
     if target != "ill_conditioned":
         raise ValueError(f"target: got {target!r}; allowed: {', '.join(TARGETS)}")
-    u = _haar(sample_draws(seed, study, d, "target/left", start, stop, _gaussian(d)))
-    v = _haar(sample_draws(seed, study, d, "target/right", start, stop, _gaussian(d)))
+    u = haar_orthogonal(sample_draws(seed, study, d, "target/left", start, stop, _gaussian(d)))
+    v = haar_orthogonal(sample_draws(seed, study, d, "target/right", start, stop, _gaussian(d)))
     s = TARGET_CONDITION ** -(np.arange(d) / max(d - 1, 1))
     return (u * s) @ np.swapaxes(v, -1, -2)
 

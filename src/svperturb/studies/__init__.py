@@ -56,6 +56,9 @@ STUDIES: tuple[str, ...] = (
     "toy_network",        # claim 16 (Figure 8)
     "sharpness",          # Kamber & Parhi (arXiv 2509.25783): sharpness of deep matrix factorization
     "escape",             # claim 24: gradient descent's escape from those minima at eta = 2 / lambda_max
+    "smooth_hessian",     # claims 31-33: Banerjee et al. (arXiv 2209.15106), Hessian of smooth networks
+    "deep_linear_dynamics",  # claims 28-30: Jacot et al. (arXiv 2106.15933), initialization scale
+    "deep_linear_l2",     # claims 25-27: Jacot et al. (arXiv 2106.15933), L2 regularization
 )
 
 
@@ -72,6 +75,12 @@ AXIS_TYPES: dict[str, type] = {
     "batch_size": int,
     "target": str,
     "imbalance": float,
+    "activation": str,
+    "init_std": float,
+    "state": str,
+    "teacher_spectrum": str,
+    "init_exponent": float,
+    "l2": float,
 }
 
 

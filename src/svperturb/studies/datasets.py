@@ -62,7 +62,11 @@ DIMENSIONS: dict[str, Dataset] = {
     "layer": Dataset("layer i, from 1 (the first factor W_1, applied first) to the depth L",
                      ("layer",), NO_UNITS),
     "row": Dataset("row i, from 1, of a stored matrix", ("row",), NO_UNITS),
+    "time": Dataset("position, from 1, on a training run's logarithmic grid of steps (the steps "
+                    "themselves: the dataset recorded_steps)", ("time",), NO_UNITS),
     "column": Dataset("column j, from 1, of a stored matrix", ("column",), NO_UNITS),
+    "step": Dataset("gradient-descent step t, from 1, of a per-step quantity (step t goes from the "
+                    "iterate t - 1 to the iterate t)", ("step",), NO_UNITS),
 }
 
 FAULT = Dataset(

@@ -20,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from svperturb.analysis.claims import (
+    deep_linear,
     derivative_data,
     escape,
     hard_bounds,
@@ -27,6 +28,7 @@ from svperturb.analysis.claims import (
     random_layer,
     relu,
     sharpness,
+    smooth_hessian,
 )
 from svperturb.analysis.claims.common import SOURCES, Claim, Outcome, Results, Source, at_skip
 from svperturb.analysis.claims.random_layer import (
@@ -39,7 +41,7 @@ from svperturb.analysis.fit import INCONCLUSIVE, FitSettings
 # Every claim of docs/claims.md, by number; each module lists its own.
 CLAIMS: tuple[Claim, ...] = tuple(sorted(
     random_layer.CLAIMS + hard_bounds.CLAIMS + relu.CLAIMS + derivative_data.CLAIMS + paths.CLAIMS
-    + sharpness.CLAIMS + escape.CLAIMS,
+    + sharpness.CLAIMS + escape.CLAIMS + smooth_hessian.CLAIMS + deep_linear.CLAIMS,
     key=lambda c: c.id))
 
 __all__ = [

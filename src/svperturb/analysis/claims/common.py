@@ -140,6 +140,11 @@ SOURCES: dict[str, Source] = {s.arxiv: s for s in (
            "Singular Value Perturbation and Deep Network Optimization"),
     Source("2509.25783", "Kamber & Parhi (2025)",
            "Exact maximum Hessian eigenvalue in deep matrix factorization"),
+    Source("2106.15933", "Jacot et al. (2021)",
+           "Deep Linear Networks Dynamics: Low-Rank Biases Induced by Initialization Scale and "
+           "L2 Regularization"),
+    Source("2209.15106", "Banerjee et al. (2022)",
+           "Restricted Strong Convexity of Deep Learning Models with Smooth Activations"),
 )}
 
 

@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 from svperturb.analysis.figures import (
+    deep_linear,
     derivative_data,
     escape,
     hard_bounds,
@@ -16,7 +17,9 @@ from svperturb.analysis.figures import (
     random_layer,
     relu,
     sharpness,
+    smooth_hessian,
 )
 
 FIGURES: dict = {**random_layer.FIGURES, **hard_bounds.FIGURES, **relu.FIGURES, **derivative_data.FIGURES,
-                 **paths.FIGURES, **sharpness.FIGURES, **escape.FIGURES}
+                 **paths.FIGURES, **sharpness.FIGURES, **escape.FIGURES,
+                 **smooth_hessian.FIGURES, **deep_linear.FIGURES}
