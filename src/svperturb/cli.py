@@ -537,7 +537,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=BACKENDS, default="auto")
     p.add_argument("--cost", action="store_true",
                    help="with --config: estimate each study's core-hours by running every job of "
-                        "one shard on a few samples (one core; about 0.1 s a job)")
+                        "one shard on a few samples (one core; at least 0.1 s a job, one sample's time "
+                        "where a sample takes longer)")
     p.add_argument("--print", choices=("results", "report"),
                    help="print only the config's results folder, or its report's path")
     p.set_defaults(func=cmd_info)
