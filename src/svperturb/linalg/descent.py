@@ -37,12 +37,17 @@ OUTCOMES = {STAYED: "stayed", ESCAPED: "escaped", UNDECIDED: "undecided", MOVED:
 RISE_TOLERANCE = 1e-3
 
 
-def residual(weights, m, xp: ModuleType = np):
-    """R = M - W_L ... W_1 (batch, d_L, d_0)."""
+def end_to_end_map(weights):
+    """A = W_L ... W_1 (batch, d_L, d_0) of the factors [W_1, ..., W_L], W_1 applied first."""
     product = weights[0]
     for w in weights[1:]:
         product = w @ product
-    return m - product
+    return product
+
+
+def residual(weights, m, xp: ModuleType = np):
+    """R = M - W_L ... W_1 (batch, d_L, d_0)."""
+    return m - end_to_end_map(weights)
 
 
 def loss(weights, m, xp: ModuleType = np):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from svperturb.linalg.descent import end_to_end_map
 from svperturb.linalg.linear_network import logarithmic_steps, train
 from svperturb.sampling.linear_networks import initial_weights, teacher_frames, teacher_matrices
 from svperturb.studies.datasets import COUNT, NO_UNITS, SAMPLE, Dataset
@@ -103,7 +104,8 @@ def simulate_points(points, start, stop, xp):
                     xp.asarray(np.concatenate([u] * batch)), xp.asarray(np.concatenate([v] * batch)),
                     0.0, float(first["rate_factor"]), int(first["training_steps"]), record, 0.0,
                     float(first["loss_tolerance"]) * 0.5 * float(np.sum(values**2)), xp)
-        initial = np.linalg.norm(_product(starts), ord=2, axis=(-2, -1))
+        initial = np.linalg.norm(np.concatenate([end_to_end_map(s) for s in starts]), ord=2,
+                                 axis=(-2, -1))
         for j, k in enumerate(indices):
             rows = slice(j * count, (j + 1) * count)
             results[k] = (as_array_module(xp, {
@@ -125,14 +127,3 @@ def as_array_module(xp, arrays: dict) -> dict:
     """The datasets as arrays of `xp`, as the runner expects (it brings them to the host): the
     training's records cross to the host at the recorded steps (linalg/linear_network.py)."""
     return {key: xp.asarray(value) for key, value in arrays.items()}
-
-
-def _product(starts: list[list[np.ndarray]]) -> np.ndarray:
-    """W_L ... W_1 of each start, the starts' samples concatenated."""
-    out = []
-    for factors in starts:
-        product = factors[0]
-        for w in factors[1:]:
-            product = w @ product
-        out.append(product)
-    return np.concatenate(out)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from svperturb.linalg.backend import to_host
+from svperturb.linalg.descent import end_to_end_map
 from svperturb.linalg.linear_network import logarithmic_steps, train
 from svperturb.sampling.factorizations import (
     balanced_factors,
@@ -143,15 +144,14 @@ def simulate_points(points, start, stop, xp):
         weights = [xp.asarray(np.concatenate(layer)) for layer in zip(*starts)]
         batch = len(indices)
         max_steps = int(first["training_steps"])
-        run = train(weights, xp.asarray(m), xp.asarray(np.concatenate([u] * batch)),
-                    xp.asarray(np.concatenate([v] * batch)), np.repeat(l2, count),
+        us, vs = np.concatenate([u] * batch), np.concatenate([v] * batch)
+        run = train(weights, xp.asarray(m), xp.asarray(us), xp.asarray(vs), np.repeat(l2, count),
                     float(first["rate_factor"]), max_steps, logarithmic_steps(max_steps, 1),
                     float(first["gradient_tolerance"]), 0.0, xp)
         final = [to_host(w) for w in run.weights]
-        a = final[0]
-        for w in final[1:]:
-            a = w @ a
-        frame = np.swapaxes(np.concatenate([u] * batch), -1, -2) @ a @ np.concatenate([v] * batch)
+        a = end_to_end_map(final)
+        final_values = np.linalg.svd(a, compute_uv=False)
+        frame = np.swapaxes(us, -1, -2) @ a @ vs
         projections = np.diagonal(frame, axis1=-2, axis2=-1).copy()
         off = frame - projections[..., None] * np.eye(d)
         for j, k in enumerate(indices):
@@ -160,7 +160,7 @@ def simulate_points(points, start, stop, xp):
             results[k] = (as_array_module(xp, {
                 "teacher_singular_values": teacher.copy(),
                 **_branches(projections[rows], teacher, l2[j], depth, run.gradient_norm[rows]),
-                "final_singular_values": np.linalg.svd(a[rows], compute_uv=False),
+                "final_singular_values": final_values[rows],
                 "alignment_residual": np.linalg.norm(off[rows], axis=(-2, -1)),
                 "gradient_norm": run.gradient_norm[rows],
                 "steps": run.steps[rows],
@@ -169,7 +169,7 @@ def simulate_points(points, start, stop, xp):
                 "norm_sum": sum((w[rows] ** 2).sum(axis=(-2, -1)) for w in final),
                 "final_factor_norms": np.prod([np.linalg.norm(w[rows], axis=(-2, -1))
                                                for w in final], axis=0),
-                "final_penalty": schatten_penalty(np.linalg.svd(a[rows], compute_uv=False), depth),
+                "final_penalty": schatten_penalty(final_values[rows], depth),
                 **identity,
             }), {})
     return results
@@ -193,11 +193,8 @@ def _identity_check(seed: int, depth: int, start: int, stop: int) -> dict:
     balanced = balanced_factors(a, depth)
     imbalanced = imbalanced_factors(balanced, imbalance_directions(seed, NAME, d, depth, start, stop),
                                     IMBALANCE)
-    product = imbalanced[0]
-    for w in imbalanced[1:]:
-        product = w @ product
     values = np.linalg.svd(a, compute_uv=False)
-    product_values = np.linalg.svd(product, compute_uv=False)
+    product_values = np.linalg.svd(end_to_end_map(imbalanced), compute_uv=False)
     return {
         "random_map_singular_values": values,
         "random_map_penalty": schatten_penalty(values, depth),

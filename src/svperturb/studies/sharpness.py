@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from svperturb.linalg.backend import to_host
+from svperturb.linalg.descent import end_to_end_map
 from svperturb.linalg.sharpness import (
     factor_products,
     least_sharpness_over_rescalings,
@@ -158,9 +159,7 @@ def _simulate_point(point, m: np.ndarray, factors: list[np.ndarray], xp, kept: i
     equal_products = sharpness([c[:, None, None] * w
                                 for c, w in zip(xp.moveaxis(equalizing, -1, 0), weights)], xp)
     norm_m = np.linalg.norm(m, ord=2, axis=(-2, -1))
-    product = factors[0]
-    for w in factors[1:]:
-        product = w @ product
+    product = end_to_end_map(factors)
     if d * d <= RESCALING_LARGEST_OPERATOR:
         least, scales, converged = least_sharpness_over_rescalings(weights, xp)
         # the equal-products rescaling is feasible too: where it is lower, the optimizer stopped
