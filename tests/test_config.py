@@ -257,6 +257,15 @@ BAD_CONFIGS = {
         lambda c: c["studies"].update(escape={"samples": 4, "shard_size": 4,
                                               "grid": {"width": [1], "depth": [1, 2]}}),
         ["studies.escape.grid.depth: got [1, 2]", "depths >= 2"]),
+    "the deep linear L2 study at depth one": (
+        lambda c: c["studies"].update(deep_linear_l2={"samples": 4, "shard_size": 4,
+                                                      "grid": {"width": [8], "depth": [1, 2]}}),
+        ["studies.deep_linear_l2.grid.depth: got [1, 2]", "depths >= 2 (the number of layers)"]),
+    "a deep linear network narrower than its teacher": (
+        lambda c: c["studies"].update(deep_linear_dynamics={"samples": 4, "shard_size": 4,
+                                                            "grid": {"width": [4, 16]}}),
+        ["studies.deep_linear_dynamics.grid.width: got [4, 16]",
+         "widths >= 5 (the teacher's dimension)"]),
     "an escape setting in another study": (
         lambda c: c["studies"]["resnet_layer"].update(max_steps=100),
         ["studies.resnet_layer.max_steps: unknown key (a setting of study escape alone)",

@@ -251,17 +251,14 @@ def _width_problems(config: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _deep_linear_problems(name: str, study: dict[str, Any], grid: dict[str, list]) -> list[str]:
-    """A deep linear network study's depths (>= 2) and widths (at least its teacher's dimension)."""
-    teacher = get_study(name).TEACHER_DIMENSION
-    problems = []
-    for axis, least, what in (("depth", 2, "the number of layers"),
-                              ("width", teacher, "the teacher's dimension")):
-        if min(grid[axis]) < least:
-            key = f"studies.{name}.grid" if axis in study.get("grid", {}) else "grid"
-            problems.append(f"{key}.{axis}: got {grid[axis]} for study {name}; allowed: values >= "
-                            f"{least} ({what})")
-    return problems
+def _least_grid_values(name: str) -> dict[str, tuple[int, str]]:
+    """The least value a study's grid axes may hold, and why: {axis: (least, reason)}."""
+    if name in FACTORIZATION_STUDIES:
+        return {"depth": (2, "the number of factors")}
+    if name in DEEP_LINEAR_STUDIES:
+        return {"depth": (2, "the number of layers"),
+                "width": (get_study(name).TEACHER_DIMENSION, "the teacher's dimension")}
+    return {}
 
 
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -292,12 +289,11 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         grid = {**config["grid"], **study.get("grid", {})}
         problems += _settings_and_problems(name, {k: study[k] for k in study_settings_schema(name)},
                                            f"studies.{name}")[1]
-        if name in DEEP_LINEAR_STUDIES:
-            problems += _deep_linear_problems(name, study, grid)
-        if name in FACTORIZATION_STUDIES and min(grid["depth"]) < 2:
-            key = f"studies.{name}.grid" if "depth" in study.get("grid", {}) else "grid"
-            problems.append(f"{key}.depth: got {grid['depth']} for study {name}; allowed: depths "
-                            ">= 2 (the number of factors)")
+        for axis, (least, reason) in _least_grid_values(name).items():
+            if min(grid[axis]) < least:
+                key = f"studies.{name}.grid" if axis in study.get("grid", {}) else "grid"
+                problems.append(f"{key}.{axis}: got {grid[axis]} for study {name}; allowed: "
+                                f"{axis}s >= {least} ({reason})")
         if "skip_points" in study:
             if "skip" in study.get("grid", {}):
                 problems.append(
